@@ -1,0 +1,126 @@
+"""Composition root: `create_app(config)` wires db, kv, HTTP client, routes and middlewares.
+
+Every resource is opened and closed in a cleanup context, so teardown runs only for what
+started. This is the one module allowed to import every layer."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from tortoise import connections
+
+from core import runtime as rt
+from core.config import Config
+from core.db import init_db
+from core.keys import CONFIG, EXTRAS, HTTP, KV_STORE, METRICS, ORM, RUNTIME
+from core.kv import open_kv
+from core.logging import get_logger
+from core.metrics import AppMetrics
+from core.web import error_json, request_context
+
+log = get_logger("qudao.app")
+
+
+def instance_id(config: Config) -> str:
+    return config.server.instance_id or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def create_app(config: Config, *, scheduler: bool | None = None) -> web.Application:
+    """Build the app. `scheduler` overrides `[scheduler] enabled` (tests keep it off)."""
+    from bot.app import create_bot_app
+    from miniapp_api.app import create_api_app, docs_page
+    from miniapp_api.framework import AUTHENTICATOR
+
+    app = web.Application(
+        client_max_size=config.server.max_body_bytes,
+        middlewares=[request_context, error_json],
+    )
+    app[CONFIG] = config
+    app[METRICS] = AppMetrics()
+    app[EXTRAS] = {"scheduler": config.scheduler.enabled if scheduler is None else scheduler}
+    app[AUTHENTICATOR] = _authenticator()
+    app.cleanup_ctx.extend([_database, _kv, _http, _runtime])
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/docs", docs_page)
+    app.add_subapp("/api/v1", create_api_app())
+    app.add_subapp("/bot", create_bot_app())
+    return app
+
+
+def _authenticator():  # type: ignore[no-untyped-def]
+    from handlers.auth import authenticate_token
+
+    return authenticate_token
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    url = app[CONFIG].database.url
+    if url.startswith("sqlite://") and not url.startswith("sqlite://:memory:"):
+        path = url.removeprefix("sqlite://").split("?", 1)[0]
+        if path and not path.startswith("/"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    app[ORM] = await init_db(url)
+    yield
+    await app[ORM].close_connections()
+
+
+async def _kv(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG].kv
+    app[KV_STORE] = open_kv(cfg.url, namespace=cfg.namespace)
+    yield
+    await app[KV_STORE].close()
+
+
+async def _http(app: web.Application) -> AsyncIterator[None]:
+    timeout = aiohttp.ClientTimeout(total=10, connect=3)
+    async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
+        app[HTTP] = session
+        yield
+
+
+async def _runtime(app: web.Application) -> AsyncIterator[None]:
+    runtime = rt.Runtime(config=app[CONFIG], kv=app[KV_STORE], instance_id=instance_id(app[CONFIG]))
+    app[RUNTIME] = runtime
+    rt.install(runtime)
+    app[METRICS].info.set(1)
+    log.info("app_started", instance=runtime.instance_id, config=app[CONFIG].redacted())
+    yield
+    app[METRICS].info.set(0)
+    rt.install(None)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready only when the database answers a query and the kv store a ping."""
+    checks: dict[str, str] = {}
+    try:
+        await connections.get("default").execute_query("SELECT 1")
+        checks["db"] = "ok"
+    except Exception as exc:  # report, don't crash: this is a probe
+        checks["db"] = f"error: {type(exc).__name__}"
+    try:
+        checks["kv"] = "ok" if await request.app[KV_STORE].ping() else "error: no pong"
+    except Exception as exc:
+        checks["kv"] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,54 @@
+"""Database setup: tortoise config from a URL, migrations, readiness check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.context import TortoiseContext
+
+APP_LABEL = "qudao"
+
+# Every model module; the single tortoise app ("qudao") whose migrations live in `migrations/`.
+MODEL_MODULES = [
+    "models.user",
+    "models.distributor",
+    "models.product",
+    "models.stock",
+    "models.order",
+    "models.finance",
+    "models.lead",
+    "models.contract",
+    "models.commission",
+    "models.notification",
+    "models.audit",
+]
+
+
+def tortoise_config(url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": url},
+        "apps": {
+            APP_LABEL: {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init_db(url: str, *, global_fallback: bool = True) -> TortoiseContext:
+    """Open the ORM. The global fallback lets background tasks (scheduler, outbox) that
+    did not inherit the contextvar still reach the database."""
+    return await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=global_fallback)
+
+
+async def migrate_db(url: str) -> None:
+    """Apply tortoise's built-in migrations; running it twice is harmless."""
+    from tortoise.migrations.api import migrate
+
+    await migrate(config=tortoise_config(url))
+    await Tortoise.close_connections()

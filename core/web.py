@@ -1,0 +1,103 @@
+"""HTTP plumbing shared by every surface: request id, access log, error JSON, body limit."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from core.errors import DomainError, RateLimited
+from core.keys import CONFIG, METRICS
+
+log = structlog.get_logger("qudao.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_HTTP_CODES = {
+    400: "validation_error",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "invalid_state",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None) -> web.Response:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return web.json_response(body, status=status)
+
+
+def domain_error_response(exc: DomainError) -> web.Response:
+    resp = web.json_response(exc.to_json(), status=exc.status)
+    if isinstance(exc, RateLimited):
+        resp.headers["Retry-After"] = str(exc.retry_after)
+    return resp
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id (client's X-Request-Id if sane, else new), bound into every log line."""
+    rid = request.headers.get("X-Request-Id", "")
+    if not _REQUEST_ID.match(rid):
+        rid = uuid.uuid4().hex
+    request["request_id"] = rid
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        resp.headers["X-Request-Id"] = rid
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = rid
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "-"
+        metrics = request.config_dict.get(METRICS)
+        if metrics is not None:
+            metrics.observe_request(request.method, route, status, elapsed)
+        log.info(
+            "http_request",
+            method=request.method,
+            path=request.path,
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+        )
+
+
+@web.middleware
+async def error_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as the documented error JSON; never a stack trace."""
+    limit = request.config_dict[CONFIG].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return error_response(413, "payload_too_large", f"body over {limit} bytes")
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        return domain_error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = {404: "no such resource", 413: f"body over {limit} bytes"}.get(exc.status, exc.reason)
+        resp = error_response(exc.status, code, message)
+        for h in ("Allow", "Retry-After"):
+            if h in exc.headers:
+                resp.headers[h] = exc.headers[h]
+        return resp
+    except Exception:
+        log.exception("unhandled_error", path=request.path)
+        return error_response(500, "internal_error", "internal error")

@@ -1,0 +1,30 @@
+"""User administration use-cases (foundation part: the first admin)."""
+
+from __future__ import annotations
+
+from models.user import User, UserRole, UserStatus
+
+from handlers.passwords import hash_password
+
+
+async def create_admin(username: str, password: str, display_name: str) -> bool:
+    """Create an admin, or reset an existing one's password. Returns True when created."""
+    if len(password) < 8:
+        from core.errors import ValidationError
+
+        raise ValidationError("password must be at least 8 characters", {"field": "password"})
+    user = await User.get_or_none(username=username)
+    if user is None:
+        await User.create(
+            username=username,
+            password_hash=hash_password(password),
+            display_name=display_name,
+            role=UserRole.admin,
+            status=UserStatus.active,
+        )
+        return True
+    user.password_hash = hash_password(password)
+    user.role = UserRole.admin
+    user.status = UserStatus.active
+    await user.save()
+    return False
