@@ -1,0 +1,1 @@
+"""DingTalk robots, event subscriptions and work notifications: crypto, parser, client, webhook."""
