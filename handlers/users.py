@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from models.user import User, UserRole, UserStatus
-
 from handlers.passwords import hash_password
+from models.base import UserRole, UserStatus
+from models.user import User
 
 
 async def create_admin(username: str, password: str, display_name: str) -> bool:
@@ -19,12 +19,12 @@ async def create_admin(username: str, password: str, display_name: str) -> bool:
             username=username,
             password_hash=hash_password(password),
             display_name=display_name,
-            role=UserRole.admin,
-            status=UserStatus.active,
+            role=UserRole.ADMIN,
+            status=UserStatus.ACTIVE,
         )
         return True
     user.password_hash = hash_password(password)
-    user.role = UserRole.admin
-    user.status = UserStatus.active
+    user.role = UserRole.ADMIN
+    user.status = UserStatus.ACTIVE
     await user.save()
     return False

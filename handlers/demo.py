@@ -1,0 +1,499 @@
+"""Demo data: a building-materials brand, its warehouses, catalogue, distributors, reps,
+price lists, contracts and a few orders. Idempotent: every row is found by a natural key
+first, so running it twice adds nothing."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from core.clock import now, today
+from core.money import money
+from handlers.passwords import hash_password
+from handlers.text import pinyin_of
+from handlers.uscc import make_uscc
+from models.base import (
+    ContractStatus,
+    DistributorStatus,
+    MovementReason,
+    OrderStatus,
+    PaymentTerms,
+    PromotionKind,
+    UserRole,
+)
+from models.contract import Contract
+from models.distributor import Distributor
+from models.order import Order, OrderLine
+from models.product import PriceList, PriceListItem, Product, Promotion
+from models.stock import Stock, StockMovement, Warehouse
+from models.user import SalesAssignment, User
+
+BRAND = "华峰建材"
+DEMO_PASSWORD = "qudao-demo-2026"  # printed in the README; change it for anything real
+
+REGIONS = {"华东": "上海", "华北": "北京", "华南": "广州", "西南": "成都"}
+WAREHOUSES = [
+    ("WH-SH", "华东中心仓（上海嘉定）", "华东"),
+    ("WH-BJ", "华北中心仓（天津武清）", "华北"),
+    ("WH-GZ", "华南中心仓（广州黄埔）", "华南"),
+    ("WH-CD", "西南中心仓（成都新都）", "西南"),
+]
+
+# (category, sku prefix, unit, base price, name pattern, specs)
+CATALOGUE: list[tuple[str, str, str, str, str, list[str]]] = [
+    (
+        "螺纹钢",
+        "LWG",
+        "吨",
+        "3850",
+        "螺纹钢 HRB400E Φ{s}",
+        ["10", "12", "14", "16", "18", "20", "22", "25", "28", "32"],
+    ),
+    ("盘螺", "PL", "吨", "3920", "盘螺 HRB400E Φ{s}", ["6", "8", "10", "12"]),
+    ("线材", "XC", "吨", "3780", "高速线材 HPB300 Φ{s}", ["6.5", "8", "10", "12"]),
+    ("角钢", "JG", "吨", "4100", "等边角钢 Q235B {s}", ["30×3", "40×4", "50×5", "63×6", "75×7", "90×8"]),
+    ("槽钢", "CG", "吨", "4150", "热轧槽钢 Q235B {s}#", ["5", "8", "10", "12", "14", "16", "18", "20"]),
+    (
+        "工字钢",
+        "GZG",
+        "吨",
+        "4200",
+        "热轧工字钢 Q235B {s}#",
+        ["10", "12", "14", "16", "18", "20", "22", "25"],
+    ),
+    (
+        "钢板",
+        "GB",
+        "吨",
+        "4350",
+        "热轧钢板 Q355B {s}mm",
+        ["6", "8", "10", "12", "14", "16", "20", "25", "30"],
+    ),
+    (
+        "镀锌管",
+        "DXG",
+        "吨",
+        "5200",
+        "热镀锌钢管 DN{s}",
+        ["15", "20", "25", "32", "40", "50", "65", "80", "100"],
+    ),
+    ("焊管", "HG", "吨", "4600", "直缝焊管 Q235 Φ{s}", ["48", "60", "76", "89", "108", "114", "159", "219"]),
+    (
+        "方管",
+        "FG",
+        "吨",
+        "4700",
+        "方管 Q235 {s}",
+        ["20×20", "30×30", "40×40", "50×50", "60×60", "80×80", "100×100"],
+    ),
+    (
+        "水泥",
+        "SN",
+        "袋",
+        "28",
+        "海螺水泥 {s}",
+        ["P.O 42.5 50kg", "P.O 52.5 50kg", "P.C 32.5R 50kg", "P.O 42.5 散装"],
+    ),
+    (
+        "防水卷材",
+        "FS",
+        "卷",
+        "168",
+        "SBS改性沥青防水卷材 {s}",
+        ["3mm PY Ⅰ型", "4mm PY Ⅰ型", "3mm PY Ⅱ型", "4mm PY Ⅱ型"],
+    ),
+    (
+        "防水涂料",
+        "FT",
+        "桶",
+        "286",
+        "聚氨酯防水涂料 {s}",
+        ["单组分 20kg", "双组分 20kg", "JS 20kg", "丙烯酸 20kg"],
+    ),
+    (
+        "保温材料",
+        "BW",
+        "立方",
+        "420",
+        "挤塑聚苯板 XPS {s}",
+        ["20mm", "30mm", "40mm", "50mm", "60mm", "80mm", "100mm"],
+    ),
+    (
+        "石膏板",
+        "SGB",
+        "张",
+        "26",
+        "纸面石膏板 {s}",
+        ["9.5mm 普通", "12mm 普通", "9.5mm 防水", "12mm 防水", "12mm 防火"],
+    ),
+    (
+        "轻钢龙骨",
+        "LG",
+        "根",
+        "12",
+        "轻钢龙骨 {s}",
+        ["50主龙骨", "38主龙骨", "60副龙骨", "50副龙骨", "75竖龙骨", "100竖龙骨"],
+    ),
+    ("电线", "DX", "卷", "235", "BV铜芯电线 {s}平方 100米", ["1.5", "2.5", "4", "6", "10", "16"]),
+    (
+        "PPR管",
+        "PPR",
+        "根",
+        "32",
+        "PPR冷热水管 {s} 4米",
+        ["20×2.8", "25×3.5", "32×4.4", "40×5.5", "50×6.9", "63×8.6"],
+    ),
+    ("PVC管", "PVC", "根", "45", "PVC排水管 {s} 4米", ["50", "75", "110", "160", "200"]),
+    ("瓷砖胶", "CZJ", "袋", "58", "瓷砖粘结剂 {s}", ["C1 20kg", "C2 20kg", "C2TE 20kg", "大板专用 20kg"]),
+    ("腻子粉", "NZ", "袋", "36", "耐水腻子粉 {s}", ["内墙 20kg", "外墙 20kg", "柔性 20kg"]),
+    (
+        "乳胶漆",
+        "RJQ",
+        "桶",
+        "398",
+        "内墙乳胶漆 {s}",
+        ["哑光白 18L", "丝光白 18L", "抗甲醛 18L", "儿童漆 18L"],
+    ),
+    ("钢丝网", "GSW", "卷", "95", "镀锌钢丝网 {s}", ["1m×30m 网孔10", "1m×30m 网孔20", "1.2m×30m 网孔20"]),
+    ("扣件", "KJ", "套", "6", "脚手架扣件 {s}", ["直角", "旋转", "对接", "可调底座", "U型顶托"]),
+    (
+        "模板",
+        "MB",
+        "张",
+        "78",
+        "建筑模板 {s}",
+        ["1220×2440×12 清水", "1220×2440×15 清水", "1220×2440×18 覆膜"],
+    ),
+    (
+        "铝型材",
+        "LXC",
+        "支",
+        "120",
+        "门窗铝型材 {s}",
+        ["60系列 6米", "70系列 6米", "80系列 6米", "断桥90系列 6米"],
+    ),
+]
+
+# (name, level, region, parent index or None, payment terms, credit limit)
+DISTRIBUTORS: list[tuple[str, int, str, int | None, PaymentTerms, str]] = [
+    ("上海沪建钢材贸易有限公司", 1, "华东", None, PaymentTerms.MONTHLY, "2000000"),
+    ("杭州浙联建材有限公司", 2, "华东", 0, PaymentTerms.PREPAY, "0"),
+    ("苏州吴中五金建材商行", 2, "华东", 0, PaymentTerms.MONTHLY, "300000"),
+    ("北京京城钢铁物资有限公司", 1, "华北", None, PaymentTerms.QUARTERLY, "3000000"),
+    ("天津港联建材销售有限公司", 2, "华北", 3, PaymentTerms.MONTHLY, "500000"),
+    ("石家庄冀中建材有限责任公司", 2, "华北", 3, PaymentTerms.PREPAY, "0"),
+    ("广州穗达建筑材料有限公司", 1, "华南", None, PaymentTerms.MONTHLY, "2500000"),
+    ("深圳鹏城建材供应链有限公司", 2, "华南", 6, PaymentTerms.MONTHLY, "800000"),
+    ("佛山南海金属材料经营部", 2, "华南", 6, PaymentTerms.PREPAY, "0"),
+    ("成都蜀建物资有限公司", 1, "西南", None, PaymentTerms.MONTHLY, "1500000"),
+    ("重庆渝江建材有限公司", 2, "西南", 9, PaymentTerms.MONTHLY, "400000"),
+    ("昆明滇中建材商贸有限公司", 2, "西南", 9, PaymentTerms.QUARTERLY, "300000"),
+]
+
+STAFF: list[tuple[str, str, UserRole, list[str]]] = [
+    ("admin", "系统管理员", UserRole.ADMIN, []),
+    ("mgr_east", "王经理（华东）", UserRole.MANAGER, ["华东"]),
+    ("mgr_north", "李经理（华北）", UserRole.MANAGER, ["华北"]),
+    ("mgr_south", "陈经理（华南西南）", UserRole.MANAGER, ["华南", "西南"]),
+    ("rep_zhang", "张伟", UserRole.SALES, ["华东"]),
+    ("rep_liu", "刘洋", UserRole.SALES, ["华北"]),
+    ("rep_huang", "黄丽", UserRole.SALES, ["华南"]),
+    ("rep_zhou", "周强", UserRole.SALES, ["西南"]),
+]
+
+
+async def seed_demo() -> dict[str, int]:
+    """Load the demo set; returns row counts so a second run visibly adds nothing."""
+    async with in_transaction():
+        users = await _staff()
+        products = await _products()
+        warehouses = await _warehouses()
+        distributors = await _distributors(users)
+        await _stock(products, warehouses)
+        await _price_lists(products)
+        await _promotions(products)
+        await _contracts(distributors)
+        await _orders(distributors, products, warehouses, users)
+    return {
+        "users": await User.all().count(),
+        "products": await Product.all().count(),
+        "warehouses": await Warehouse.all().count(),
+        "distributors": await Distributor.all().count(),
+        "contracts": await Contract.all().count(),
+        "orders": await Order.all().count(),
+    }
+
+
+async def _staff() -> dict[str, User]:
+    out: dict[str, User] = {}
+    for username, name, role, regions in STAFF:
+        user = await User.get_or_none(username=username)
+        if user is None:
+            user = await User.create(
+                username=username,
+                password_hash=hash_password(DEMO_PASSWORD),
+                display_name=name,
+                role=role,
+                regions=regions if role == UserRole.MANAGER else [],
+            )
+        out[username] = user
+    return out
+
+
+async def _products() -> list[Product]:
+    existing = {p.sku: p for p in await Product.all()}
+    out: list[Product] = []
+    for category, prefix, unit, _price, pattern, specs in CATALOGUE:
+        for i, spec in enumerate(specs, 1):
+            sku = f"{prefix}-{i:03d}"
+            product = existing.get(sku)
+            if product is None:
+                name = pattern.format(s=spec)
+                full, initials = pinyin_of(name)
+                product = await Product.create(
+                    sku=sku,
+                    name=name,
+                    pinyin=full,
+                    initials=initials,
+                    category=category,
+                    unit=unit,
+                    spec=spec,
+                )
+            out.append(product)
+    return out
+
+
+def _base_price(product: Product) -> Decimal:
+    for category, prefix, _unit, price, _pattern, _specs in CATALOGUE:
+        if product.sku.startswith(prefix + "-") and product.category == category:
+            # Bigger specs cost a little more per unit: deterministic spread of 0-9 %.
+            step = int(product.sku.rsplit("-", 1)[1])
+            return money(Decimal(price) * (Decimal(100 + step) / 100))
+    return money("100")
+
+
+async def _warehouses() -> dict[str, Warehouse]:
+    out: dict[str, Warehouse] = {}
+    for code, name, region in WAREHOUSES:
+        out[code], _ = await Warehouse.get_or_create(code=code, defaults={"name": name, "region": region})
+    return out
+
+
+async def _distributors(users: dict[str, User]) -> list[Distributor]:
+    reps = {
+        "华东": users["rep_zhang"],
+        "华北": users["rep_liu"],
+        "华南": users["rep_huang"],
+        "西南": users["rep_zhou"],
+    }
+    out: list[Distributor] = []
+    for i, (name, level, region, parent, terms, credit) in enumerate(DISTRIBUTORS):
+        uscc = make_uscc(f"91{310000 + i * 1111:06d}MA{i:02d}DEM0X")
+        d = await Distributor.get_or_none(uscc=uscc)
+        if d is None:
+            d = await Distributor.create(
+                name=name,
+                uscc=uscc,
+                level=level,
+                region=region,
+                parent=out[parent] if parent is not None else None,
+                sales_rep=reps[region],
+                credit_limit=money(credit),
+                payment_terms=terms,
+                status=DistributorStatus.ACTIVE,
+                contact=f"{name[:2]}采购部",
+                phone=f"1380000{i:04d}",
+                address=f"{REGIONS[region]}市demo路{i + 1}号",
+            )
+            await SalesAssignment.get_or_create(user=reps[region], distributor=d)
+        username = f"dist_{i + 1:02d}"
+        if level == 1 and not await User.exists(username=username):
+            await User.create(
+                username=username,
+                password_hash=hash_password(DEMO_PASSWORD),
+                display_name=f"{name[:4]}采购",
+                role=UserRole.DISTRIBUTOR,
+                distributor=d,
+            )
+        out.append(d)
+    # One distributor-owned warehouse (杭州), for the "company + own warehouses" rule.
+    await Warehouse.get_or_create(
+        code="WH-HZ-D", defaults={"name": "杭州浙联自有仓", "region": "华东", "distributor": out[1]}
+    )
+    return out
+
+
+async def _stock(products: list[Product], warehouses: dict[str, Warehouse]) -> None:
+    rng = random.Random(2026)  # fixed seed: the same demo every time
+    have = {(s.warehouse_id, s.product_id) for s in await Stock.all()}  # type: ignore[attr-defined]
+    for wh, product in itertools.product(warehouses.values(), products):
+        if (wh.id, product.id) in have:
+            continue
+        on_hand = rng.choice([0, 5, 20, 60, 120, 300, 800])
+        min_qty = rng.choice([10, 20, 50])
+        await Stock.create(
+            warehouse=wh,
+            product=product,
+            on_hand=on_hand,
+            reserved=0,
+            min_qty=min_qty,
+            reorder_point=min_qty * 2,
+            max_qty=1000,
+        )
+        if on_hand:
+            await StockMovement.create(
+                warehouse=wh,
+                product=product,
+                reason=MovementReason.INBOUND,
+                ref_type="demo",
+                ref_id="seed",
+                delta_on_hand=on_hand,
+                delta_reserved=0,
+                on_hand_after=on_hand,
+                reserved_after=0,
+                note="期初入库",
+            )
+
+
+async def _price_lists(products: list[Product]) -> None:
+    start = today().replace(month=1, day=1)
+    lists = [
+        ("2026 一级经销价", 1, None, Decimal("1.00"), 0),
+        ("2026 二级经销价", 2, None, Decimal("1.05"), 0),
+        ("2026 华南一级特价", 1, "华南", Decimal("0.98"), 10),
+    ]
+    for name, level, region, factor, priority in lists:
+        pl, created = await PriceList.get_or_create(
+            name=name, defaults={"level": level, "region": region, "valid_from": start, "priority": priority}
+        )
+        if created:
+            await PriceListItem.bulk_create(
+                [
+                    PriceListItem(price_list=pl, product=p, price=money(_base_price(p) * factor))
+                    for p in products
+                ]
+            )
+
+
+async def _promotions(products: list[Product]) -> None:
+    start = today() - timedelta(days=10)
+    await Promotion.get_or_create(
+        name="水泥季末九五折",
+        defaults={
+            "kind": PromotionKind.DISCOUNT,
+            "category": "水泥",
+            "discount_rate": Decimal("0.95"),
+            "valid_from": start,
+            "valid_to": today() + timedelta(days=30),
+            "active": True,
+        },
+    )
+    gypsum = next(p for p in products if p.category == "石膏板")
+    await Promotion.get_or_create(
+        name="石膏板买十送一",
+        defaults={
+            "kind": PromotionKind.BUY_N_GET_M,
+            "product": gypsum,
+            "buy_n": 10,
+            "get_m": 1,
+            "valid_from": start,
+            "valid_to": today() + timedelta(days=60),
+            "active": True,
+        },
+    )
+
+
+async def _contracts(distributors: list[Distributor]) -> None:
+    # Days until the end: some expire soon (30/7/1-day alerts), one has already expired.
+    ends = [200, 25, 6, 1, 90, -3, 300, 45, 14, 120, 29, 365]
+    for i, (d, days) in enumerate(zip(distributors, ends, strict=True)):
+        number = f"HT-2026-{i + 1:03d}"
+        end = today() + timedelta(days=days)
+        await Contract.get_or_create(
+            number=number,
+            defaults={
+                "distributor": d,
+                "start_date": end - timedelta(days=365),
+                "end_date": end,
+                "target_amount": money(d.credit_limit * 3 if d.credit_limit else Decimal("500000")),
+                "price_policy": "执行一级经销价" if d.level == 1 else "执行二级经销价",
+                "status": ContractStatus.ACTIVE if days >= 0 else ContractStatus.EXPIRED,
+            },
+        )
+
+
+async def _orders(
+    distributors: list[Distributor],
+    products: list[Product],
+    warehouses: dict[str, Warehouse],
+    users: dict[str, User],
+) -> None:
+    """A few pending orders, with their stock reserved and the reservation in the ledger."""
+    wh_by_region = {
+        w.region: w for w in warehouses.values() if w.code.startswith("WH-") and w.distributor_id is None
+    }  # type: ignore[attr-defined]
+    day = today().strftime("%Y%m%d")
+    specs = [(0, ["LWG-003", "LWG-005"]), (3, ["GB-002"]), (6, ["SN-001", "FS-002"])]
+    by_sku = {p.sku: p for p in products}
+    for n, (dist_index, skus) in enumerate(specs, 1):
+        number = f"SO{day}{9000 + n:04d}"  # 9xxx: demo numbers never collide with real ones
+        if await Order.exists(number=number):
+            continue
+        d = distributors[dist_index]
+        wh = wh_by_region[d.region]
+        placed_by = await User.filter(distributor=d).first() or users["admin"]
+        lines: list[dict[str, Any]] = []
+        for sku in skus:
+            stock = await Stock.get(warehouse=wh, product=by_sku[sku])
+            qty = min(3, stock.on_hand - stock.reserved)
+            if qty <= 0:
+                continue
+            item = await PriceListItem.filter(product=by_sku[sku], price_list__level=d.level).first()
+            price = item.price if item else _base_price(by_sku[sku])
+            lines.append({"product": by_sku[sku], "stock": stock, "qty": qty, "price": price})
+        if not lines:
+            continue
+        total = money(sum((line["price"] * line["qty"] for line in lines), Decimal(0)))
+        order = await Order.create(
+            number=number,
+            distributor=d,
+            placed_by=placed_by,
+            status=OrderStatus.PENDING_REVIEW,
+            total_amount=total,
+            discount_amount=money(0),
+            note="演示订单",
+            ship_to={"contact": d.contact, "phone": d.phone, "address": d.address},
+        )
+        for line in lines:
+            p, stock, qty = line["product"], line["stock"], line["qty"]
+            await OrderLine.create(
+                order=order,
+                product=p,
+                sku=p.sku,
+                name=p.name,
+                warehouse=wh,
+                qty=qty,
+                unit_price=line["price"],
+                discount=money(0),
+                amount=money(line["price"] * qty),
+            )
+            stock.reserved += qty
+            await stock.save(update_fields=["reserved"])
+            await StockMovement.create(
+                warehouse=wh,
+                product=p,
+                reason=MovementReason.RESERVE,
+                ref_type="order",
+                ref_id=str(order.id),
+                delta_on_hand=0,
+                delta_reserved=qty,
+                on_hand_after=stock.on_hand,
+                reserved_after=stock.reserved,
+                actor=placed_by,
+            )
+    _ = now  # demo orders are stamped by the database
