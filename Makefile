@@ -45,7 +45,7 @@ test-server: install
 test: lint test-embedded test-server
 
 migrations: install
-	$(PY) -c "import asyncio, core.migrations_tool as m; asyncio.run(m.make_migrations())"
+	$(PY) -c "import asyncio, core.migrations_tool as m; asyncio.run(m.make_migrations(fresh=True))"
 
 bench: install
 	$(PY) -m bench

@@ -114,7 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Feature commands live beside their feature and register themselves with @command.
+COMMAND_MODULES = ("core.cli_import", "core.cli_stock", "core.cli_jobs", "core.cli_chat", "core.cli_fake")
+
+
+def _load_command_modules() -> None:
+    import importlib
+
+    for module in COMMAND_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
 def main(argv: list[str] | None = None) -> int:
+    _load_command_modules()
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)

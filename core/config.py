@@ -203,7 +203,7 @@ def _redact(value: Any, key: str = "") -> Any:
         return {k: _redact(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v, key) for v in value]
-    if value and any(w in key for w in SECRET_WORDS):
+    if value and isinstance(value, str) and any(w in key for w in SECRET_WORDS):
         return "***"
     if key == "url" and isinstance(value, str) and "@" in value:
         scheme, _, rest = value.partition("://")

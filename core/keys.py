@@ -21,3 +21,6 @@ HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")
 METRICS: web.AppKey[AppMetrics] = web.AppKey("metrics")
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 EXTRAS: web.AppKey[dict[str, Any]] = web.AppKey("extras")
+
+# Per-request storage.
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)

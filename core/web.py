@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from core.errors import DomainError, RateLimited
-from core.keys import CONFIG, METRICS
+from core.keys import CONFIG, METRICS, REQUEST_ID
 
 log = structlog.get_logger("qudao.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -48,7 +48,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     rid = request.headers.get("X-Request-Id", "")
     if not _REQUEST_ID.match(rid):
         rid = uuid.uuid4().hex
-    request["request_id"] = rid
+    request[REQUEST_ID] = rid
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)
     started = time.perf_counter()

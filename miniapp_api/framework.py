@@ -18,6 +18,7 @@ from handlers.actor import Actor
 
 Authenticator = Callable[[str], Awaitable[Actor]]
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+ACTOR: web.RequestKey[Actor] = web.RequestKey("actor", Actor)
 
 
 @dataclass
@@ -110,7 +111,7 @@ class Api:
 
     def mount(self, app: web.Application) -> None:
         for r in self.routes:
-            app.router.add_route(r.method, r.path, _adapt(r), name=f"{r.method} {r.path}")
+            app.router.add_route(r.method, r.path, _adapt(r))
 
 
 def _adapt(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -135,7 +136,7 @@ async def _authenticate(request: web.Request) -> Actor:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("missing bearer token")
     actor = await request.config_dict[AUTHENTICATOR](token.strip())
-    request["actor"] = actor
+    request[ACTOR] = actor
     return actor
 
 

@@ -23,11 +23,13 @@ from core import runtime as rt
 from core.config import Config
 from core.db import init_db, migrate_db
 from core.kv import open_kv
+from core.logging import setup_logging
 
 settings.register_profile(
     "qudao", deadline=None, max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 settings.load_profile("qudao")
+setup_logging("WARNING", "console")
 
 BACKEND = os.environ.get("QUDAO_TEST_BACKEND", "embedded")
 PG_URL = os.environ.get("QUDAO_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")

@@ -1,9 +1,33 @@
-"""Route tables, one module per feature; each exposes `api: Api`. Add new modules here."""
+"""Route tables, one module per feature; each exposes `api: Api`."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from miniapp_api.routes import system
+from miniapp_api.routes import (
+    admin,
+    auth,
+    catalog,
+    commissions,
+    jobs,
+    leads,
+    notifications,
+    orders,
+    reports,
+    stock,
+    system,
+)
 
-ROUTE_MODULES: list[ModuleType] = [system]
+ROUTE_MODULES: list[ModuleType] = [
+    system,
+    auth,
+    catalog,
+    stock,
+    orders,
+    leads,
+    commissions,
+    notifications,
+    reports,
+    jobs,
+    admin,
+]

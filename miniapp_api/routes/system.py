@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from core.keys import REQUEST_ID
 from miniapp_api.framework import Api, Ctx
 
 api = Api()
@@ -17,4 +18,4 @@ class Ping(BaseModel):
 @api.route("GET", "/ping", auth=False, response=Ping, tags=("system",))
 async def ping(ctx: Ctx) -> Ping:
     """Liveness of the API sub-app, echoing the request id."""
-    return Ping(ok=True, request_id=ctx.request.get("request_id", ""))
+    return Ping(ok=True, request_id=ctx.request.get(REQUEST_ID, ""))

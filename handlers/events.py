@@ -1,0 +1,70 @@
+"""Domain events: use-cases emit, other use-cases subscribe (notifications, commission).
+
+Subscribers run inside the emitter's transaction, so what they write (outbox rows,
+commission entries) commits or rolls back with the change that caused it. Nothing slow
+or external may happen in a subscriber: external sends go through the outbox.
+
+Event names and payloads (all ids are ints):
+  order.placed / order.approved / order.rejected / order.cancelled  {order_id, actor_id}
+  order.shipped {order_id, shipment_id, actor_id}   order.received / order.completed {order_id, actor_id}
+  order.returned {order_id, return_id, actor_id}
+  lead.registered / lead.approved / lead.rejected / lead.expired {lead_id, actor_id}
+  statement.ready / statement.confirmed / statement.disputed {statement_id, actor_id}
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.logging import get_logger
+
+log = get_logger("qudao.events")
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+Subscriber = Callable[[Event], Awaitable[None]]
+_subscribers: dict[str, list[Subscriber]] = {}
+
+# Modules whose import registers subscribers; loaded once, on the first emit.
+SUBSCRIBER_MODULES = ("handlers.notify_events", "handlers.commission_events")
+_loaded = False
+
+
+def subscribe(*names: str) -> Callable[[Subscriber], Subscriber]:
+    def register(fn: Subscriber) -> Subscriber:
+        for name in names:
+            if fn not in _subscribers.setdefault(name, []):
+                _subscribers[name].append(fn)
+        return fn
+
+    return register
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in SUBSCRIBER_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a real import error inside the module
+                raise
+
+
+async def emit(name: str, **payload: Any) -> None:
+    """Run every subscriber of `name` now, in the caller's transaction."""
+    _load()
+    event = Event(name, payload)
+    for fn in _subscribers.get(name, []):
+        await fn(event)
+    log.debug("event", name=name, **payload)

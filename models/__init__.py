@@ -1,0 +1,1 @@
+"""ORM models, one module per aggregate; may import core only."""
