@@ -12,6 +12,7 @@ from aiohttp import web
 
 from core.errors import DomainError, RateLimited
 from core.keys import CONFIG, METRICS, REQUEST_ID
+from core.request_context import request_id_var
 
 log = structlog.get_logger("qudao.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,6 +52,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request[REQUEST_ID] = rid
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)
+    request_id_var.set(rid)
     started = time.perf_counter()
     status = 500
     try:

@@ -6,6 +6,9 @@ from types import ModuleType
 
 from miniapp_api.routes import (
     admin,
+    admin_alerts,
+    admin_commission,
+    admin_stock,
     auth,
     catalog,
     commissions,
@@ -30,4 +33,7 @@ ROUTE_MODULES: list[ModuleType] = [
     reports,
     jobs,
     admin,
+    admin_stock,
+    admin_commission,
+    admin_alerts,
 ]
