@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -64,12 +63,7 @@ def _authenticator():  # type: ignore[no-untyped-def]
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    url = app[CONFIG].database.url
-    if url.startswith("sqlite://") and not url.startswith("sqlite://:memory:"):
-        path = url.removeprefix("sqlite://").split("?", 1)[0]
-        if path and not path.startswith("/"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-    app[ORM] = await init_db(url)
+    app[ORM] = await init_db(app[CONFIG].database.url)
     yield
     await app[ORM].close_connections()
 
@@ -90,6 +84,7 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
 
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
     runtime = rt.Runtime(config=app[CONFIG], kv=app[KV_STORE], instance_id=instance_id(app[CONFIG]))
+    runtime.ports["login"] = _login_port(app)
     app[RUNTIME] = runtime
     rt.install(runtime)
     app[METRICS].info.set(1)
@@ -97,6 +92,18 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     yield
     app[METRICS].info.set(0)
     rt.install(None)
+
+
+def _login_port(app: web.Application) -> object:
+    """handlers.accounts.LoginProvider: mini-program and DingTalk micro-app login."""
+    from types import SimpleNamespace
+
+    from channels.dingtalk.login import DingTalkLogin
+    from channels.wechat.login import MiniappLogin
+
+    wechat = MiniappLogin(app[HTTP], app[CONFIG].wechat)
+    dingtalk = DingTalkLogin(app[HTTP], app[CONFIG].dingtalk)
+    return SimpleNamespace(miniapp_session=wechat.miniapp_session, dingtalk_user=dingtalk.dingtalk_user)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
@@ -40,9 +41,19 @@ def tortoise_config(url: str) -> dict[str, Any]:
     }
 
 
+def ensure_sqlite_dir(url: str) -> None:
+    """SQLite creates the file but not its folder (./data/ in a fresh clone)."""
+    if not url.startswith("sqlite://") or url.startswith("sqlite://:memory:"):
+        return
+    path = url.removeprefix("sqlite://").split("?", 1)[0]
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 async def init_db(url: str, *, global_fallback: bool = True) -> TortoiseContext:
     """Open the ORM. The global fallback lets background tasks (scheduler, outbox) that
     did not inherit the contextvar still reach the database."""
+    ensure_sqlite_dir(url)
     return await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=global_fallback)
 
 
@@ -50,5 +61,9 @@ async def migrate_db(url: str) -> None:
     """Apply tortoise's built-in migrations; running it twice is harmless."""
     from tortoise.migrations.api import migrate
 
-    await migrate(config=tortoise_config(url))
-    await Tortoise.close_connections()
+    ensure_sqlite_dir(url)
+    try:
+        await migrate(config=tortoise_config(url))
+    finally:
+        # Always close: a leaked aiosqlite thread keeps the process alive after an error.
+        await Tortoise.close_connections()

@@ -55,7 +55,8 @@ def test_unreachable_database(tmp_path: Path) -> None:
 
 
 def test_migrate_twice_and_seed_twice_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
-    env = {"QUDAO_DATABASE__URL": f"sqlite://{tmp_path}/q.sqlite3", "QUDAO_LOGGING__LEVEL": "WARNING"}
+    # The default relative path, in a folder that does not exist yet (a fresh clone has no data/).
+    env = {"QUDAO_DATABASE__URL": "sqlite://data/q.sqlite3", "QUDAO_LOGGING__LEVEL": "WARNING"}
     for _ in range(2):
         p = run("migrate", env=env, cwd=tmp_path)
         assert p.returncode == 0, p.stderr
