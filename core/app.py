@@ -46,6 +46,7 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     app[EXTRAS] = {"scheduler": config.scheduler.enabled if scheduler is None else scheduler}
     app[AUTHENTICATOR] = _authenticator()
     app.cleanup_ctx.extend([_database, _kv, _http, _runtime])
+    app.cleanup_ctx.extend([_notifier, _scheduler])  # pushes + scheduled jobs (issue 7)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -104,6 +105,29 @@ def _login_port(app: web.Application) -> object:
     wechat = MiniappLogin(app[HTTP], app[CONFIG].wechat)
     dingtalk = DingTalkLogin(app[HTTP], app[CONFIG].dingtalk)
     return SimpleNamespace(miniapp_session=wechat.miniapp_session, dingtalk_user=dingtalk.dingtalk_user)
+
+
+async def _notifier(app: web.Application) -> AsyncIterator[None]:
+    """The Notifier port (WeChat, WeCom, DingTalk push adapters) for the outbox drain."""
+    from channels.notifier import build_notifier
+
+    app[RUNTIME].ports["notifier"] = build_notifier(app[CONFIG], app[HTTP], app[KV_STORE])
+    yield
+    app[RUNTIME].ports.pop("notifier", None)
+
+
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    """APScheduler in this process when app[EXTRAS]["scheduler"] is true."""
+    if not app[EXTRAS]["scheduler"]:
+        yield
+        return
+    from scheduler.service import SchedulerService
+
+    service = SchedulerService(app[CONFIG], instance=app[RUNTIME].instance_id)
+    app[EXTRAS]["scheduler_service"] = service
+    await service.start()
+    yield
+    await service.stop()
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -155,6 +155,10 @@ class AlertsConfig(Section):
     robot_per_min: int = Field(20, ge=1)
     max_attempts: int = Field(8, ge=1)
     digest_threshold: int = Field(5, ge=1)
+    retry_base_s: int = Field(30, ge=1)
+    retry_max_s: int = Field(3600, ge=1)
+    drain_batch: int = Field(200, ge=1, le=5000)
+    drain_lease_s: int = Field(120, ge=10)
 
 
 class LeadsConfig(Section):

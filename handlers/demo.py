@@ -8,11 +8,10 @@ import itertools
 import random
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from core.clock import now, today
+from core.clock import today
 from core.money import money
 from handlers.passwords import hash_password
 from handlers.text import pinyin_of
@@ -21,14 +20,13 @@ from models.base import (
     ContractStatus,
     DistributorStatus,
     MovementReason,
-    OrderStatus,
     PaymentTerms,
     PromotionKind,
     UserRole,
 )
 from models.contract import Contract
 from models.distributor import Distributor
-from models.order import Order, OrderLine
+from models.order import Order
 from models.product import PriceList, PriceListItem, Product, Promotion
 from models.stock import Stock, StockMovement, Warehouse
 from models.user import SalesAssignment, User
@@ -470,67 +468,24 @@ async def _orders(
     warehouses: dict[str, Warehouse],
     users: dict[str, User],
 ) -> None:
-    """A few pending orders, with their stock reserved and the reservation in the ledger."""
-    wh_by_region = {
-        w.region: w for w in warehouses.values() if w.code.startswith("WH-") and w.distributor_id is None
-    }  # type: ignore[attr-defined]
-    day = today().strftime("%Y%m%d")
+    """A few pending orders placed through the real order admission (prices, reservations,
+    ledger, numbering), by each distributor's own user. Idempotent: an order is found by its
+    note first; one refused (say, stock ran out) is skipped."""
+    from core.errors import DomainError
+    from handlers.auth import build_actor
+    from handlers.ordering import place_order
+
     specs = [(0, ["LWG-003", "LWG-005"]), (3, ["GB-002"]), (6, ["SN-001", "FS-002"])]
-    by_sku = {p.sku: p for p in products}
     for n, (dist_index, skus) in enumerate(specs, 1):
-        number = f"SO{day}{9000 + n:04d}"  # 9xxx: demo numbers never collide with real ones
-        if await Order.exists(number=number):
-            continue
+        note = f"演示订单 #{n}"
         d = distributors[dist_index]
-        wh = wh_by_region[d.region]
-        placed_by = await User.filter(distributor=d).first() or users["admin"]
-        lines: list[dict[str, Any]] = []
-        for sku in skus:
-            stock = await Stock.get(warehouse=wh, product=by_sku[sku])
-            qty = min(3, stock.on_hand - stock.reserved)
-            if qty <= 0:
-                continue
-            item = await PriceListItem.filter(product=by_sku[sku], price_list__level=d.level).first()
-            price = item.price if item else _base_price(by_sku[sku])
-            lines.append({"product": by_sku[sku], "stock": stock, "qty": qty, "price": price})
-        if not lines:
+        if await Order.exists(note=note, distributor=d):
             continue
-        total = money(sum((line["price"] * line["qty"] for line in lines), Decimal(0)))
-        order = await Order.create(
-            number=number,
-            distributor=d,
-            placed_by=placed_by,
-            status=OrderStatus.PENDING_REVIEW,
-            total_amount=total,
-            discount_amount=money(0),
-            note="演示订单",
-            ship_to={"contact": d.contact, "phone": d.phone, "address": d.address},
-        )
-        for line in lines:
-            p, stock, qty = line["product"], line["stock"], line["qty"]
-            await OrderLine.create(
-                order=order,
-                product=p,
-                sku=p.sku,
-                name=p.name,
-                warehouse=wh,
-                qty=qty,
-                unit_price=line["price"],
-                discount=money(0),
-                amount=money(line["price"] * qty),
-            )
-            stock.reserved += qty
-            await stock.save(update_fields=["reserved"])
-            await StockMovement.create(
-                warehouse=wh,
-                product=p,
-                reason=MovementReason.RESERVE,
-                ref_type="order",
-                ref_id=str(order.id),
-                delta_on_hand=0,
-                delta_reserved=qty,
-                on_hand_after=stock.on_hand,
-                reserved_after=stock.reserved,
-                actor=placed_by,
-            )
-    _ = now  # demo orders are stamped by the database
+        user = await User.filter(distributor=d).order_by("id").first()
+        if user is None:
+            continue
+        body = {"lines": [{"sku": sku, "qty": 3} for sku in skus], "note": note}
+        try:
+            await place_order(await build_actor(user), idempotency_key=f"demo-order-{n}", body=body)
+        except DomainError:
+            continue

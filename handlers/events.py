@@ -10,6 +10,15 @@ Event names and payloads (all ids are ints):
   order.returned {order_id, return_id, actor_id}
   lead.registered / lead.approved / lead.rejected / lead.expired {lead_id, actor_id}
   statement.ready / statement.confirmed / statement.disputed {statement_id, actor_id}
+  commission.accrued {order_id, entry_ids: [int], actor_id}   (entries booked at completion)
+  commission.reversed {order_id, return_id, entry_ids: [int], actor_id}   (a return's reversals)
+  Order notes (handlers/ordering.py): order.shipped fires for EVERY shipment, partial ones too
+  (the order's status says whether it is now fully `shipped`); an order auto-approved at
+  admission emits order.placed then order.approved with an extra `auto: True` (actor_id = the
+  placer); order.completed from the order_completion job has actor_id 0 (system).
+  order.placed (and an auto order.approved) fire once the order row is written but BEFORE its
+  lines and reservations (kept out of the stock-lock window): read the order, not its lines;
+  if the stock then falls short, the whole admission — subscribers' rows too — rolls back.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ call it. The same table drives request parsing, auth, OpenAPI and the BOLA test 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -13,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
-from core.errors import Forbidden, Unauthenticated, ValidationError
+from core.errors import Forbidden, NotFound, Unauthenticated, ValidationError
 from handlers.actor import Actor
 
 Authenticator = Callable[[str], Awaitable[Actor]]
@@ -114,8 +115,18 @@ class Api:
             app.router.add_route(r.method, r.path, _adapt(r))
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit in every table; a bigger one cannot exist
+_NUMERIC_PARAM = re.compile(r"{(\w+):(?:\\d\+|\[0-9\]\+)}")
+
+
 def _adapt(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    numeric = _NUMERIC_PARAM.findall(route.path)
+
     async def aiohttp_handler(request: web.Request) -> web.StreamResponse:
+        for name in numeric:
+            value = request.match_info.get(name, "")
+            if len(value) > 10 or int(value) > MAX_ID:
+                raise NotFound("not found")
         actor = await _authenticate(request) if route.auth else None
         if actor is not None and route.roles is not None and actor.role not in route.roles:
             raise Forbidden("your role may not use this endpoint")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from miniapp_api.framework import Route
+from miniapp_api.xlsx import XLSX_TYPE
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -119,11 +120,15 @@ def _responses(r: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     else:
         schema = _schema(r.response, schemas, "serialization")
         out[str(r.status)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
-    codes = ["400", "404", "409", "413", "422", "429"]
+    # 401 on public routes too (a wrong password); 503 when a platform behind us is busy.
+    codes = ["400", "401", "404", "409", "413", "422", "429", "503"]
     if r.auth:
-        codes += ["401", "403"]
+        codes.append("403")
     for code in codes:
         out[code] = {"description": "error", "content": err}
+    if r.query is not None and "format" in r.query.model_fields:
+        ok = out[str(r.status)].setdefault("content", {})
+        ok[XLSX_TYPE] = {"schema": {"type": "string", "format": "binary"}}
     return out
 
 

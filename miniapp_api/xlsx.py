@@ -10,11 +10,14 @@ from typing import Any
 
 from aiohttp import web
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _cell(value: Any) -> Any:
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub("", value)  # control characters would make openpyxl raise
     if isinstance(value, Decimal):
         return str(value)  # exact, and equal to the JSON's string
     if isinstance(value, datetime):

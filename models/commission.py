@@ -86,6 +86,9 @@ class Statement(TimestampMixin, Model):
     dispute_reason = fields.TextField(null=True)
     confirmed_at = fields.DatetimeField(null=True)
     lines = fields.JSONField(default=list, description="the statement lines as shown to the subject")
+    summary = fields.JSONField(
+        null=True, description="receivables: opening, shipped, payments, returns, adjustments, closing"
+    )
 
     entries: fields.ReverseRelation[CommissionEntry]
 
@@ -124,7 +127,30 @@ class CommissionEntry(Model):
         "qudao.Statement", related_name="entries", null=True, on_delete=fields.SET_NULL
     )
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Added by the commission feature (handlers/commission.py explains the ledger).
+    beneficiary_distributor: fields.ForeignKeyNullableRelation[Distributor] = fields.ForeignKeyField(
+        "qudao.Distributor",
+        related_name="rebate_entries",
+        null=True,
+        on_delete=fields.RESTRICT,
+        description="distributor rules: the distributor earning the rebate (beneficiary = its user)",
+    )
+    subject_key = fields.CharField(
+        max_length=32, null=True, description='"user:<id>" (sales) or "distributor:<id>" (rebates)'
+    )
+    tier_period = fields.CharField(
+        max_length=7, null=True, description='the volume window of the rule: "YYYY-MM" or "YYYY-Qn"'
+    )
+    source_ref = fields.CharField(
+        max_length=40, null=True, description='"order:<id>", "return:<id>" or "tier:<period>"'
+    )
 
     class Meta:
         table = "commission_entry"
-        indexes = (("beneficiary_id", "period"), ("order_id",), ("statement_id",))
+        indexes = (
+            ("beneficiary_id", "period"),
+            ("order_id",),
+            ("statement_id",),
+            ("subject_key", "period"),
+            ("subject_key", "rule_id", "tier_period"),
+        )

@@ -33,6 +33,9 @@ class Order(TimestampMixin, Model):
     )
     total_amount = money_field(description="sum of line amounts, after discounts")
     discount_amount = money_field(db_default=0, description="sum of line discounts")
+    shipped_amount = money_field(
+        db_default=0, description="value of the units shipped so far (already in receivables)"
+    )
     ship_to = fields.JSONField(null=True, description="{contact, phone, address}")
     note = fields.TextField(null=True)
     reject_reason = fields.TextField(null=True)

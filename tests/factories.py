@@ -24,6 +24,7 @@ from models.stock import Stock, StockMovement, Warehouse
 from models.user import SalesAssignment, User
 
 PASSWORD = "test-password-1"
+_PASSWORD_HASH = hash_password(PASSWORD)  # argon2 is slow on purpose: hash the shared one once
 _seq = itertools.count(1)
 
 
@@ -40,7 +41,7 @@ async def make_user(role: UserRole | str = UserRole.ADMIN, **kw: Any) -> User:
     i = n()
     defaults: dict[str, Any] = {
         "username": f"{role}_{i}",
-        "password_hash": hash_password(PASSWORD),
+        "password_hash": _PASSWORD_HASH,
         "display_name": f"{role} {i}",
         "role": role,
     }

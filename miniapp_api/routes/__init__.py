@@ -7,6 +7,7 @@ from types import ModuleType
 from miniapp_api.routes import (
     admin,
     admin_alerts,
+    admin_catalog,
     admin_commission,
     admin_stock,
     auth,
@@ -33,6 +34,7 @@ ROUTE_MODULES: list[ModuleType] = [
     reports,
     jobs,
     admin,
+    admin_catalog,
     admin_stock,
     admin_commission,
     admin_alerts,

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its numbers and a ratio on its last line (DESIGN.md section 9)."""

@@ -1,0 +1,1 @@
+"""Intents, one router per feature: parse -> call one use-case -> render text."""

@@ -1,0 +1,142 @@
+"""GET/POST /bot/wechat — Official Account and mini-program message push.
+
+- GET `?signature&timestamp&nonce&echostr`: answer `echostr` when the signature holds.
+- POST plaintext: `signature` over (token, timestamp, nonce); XML or mini-program JSON body.
+- POST safe mode (`encrypt_type=aes`): `msg_signature` over the envelope's Encrypt; the
+  reply is encrypted the same way (same format, same key).
+Replies are text messages from the account to the sender; "success" acknowledges silently.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from bot.message import Kind, Message, Reply
+from bot.webhooks.common import bad_payload, bad_signature, clip, delivery, not_configured, pusher_for
+from channels.errors import InvalidPayload, InvalidSignature
+from channels.wechat.crypto import Decrypted, WeChatCrypto, check_signature
+from channels.wechat.parser import MAX_BODY_BYTES, WeChatMessage, dedupe_key, is_json, parse_message
+from channels.wechat.replies import SUCCESS, text_reply
+from core.config import WeChatConfig
+from core.keys import CONFIG
+
+KINDS: dict[str, Kind] = {
+    "text": "text",
+    "event": "event",
+    "image": "image",
+    "voice": "voice",
+    "video": "video",
+    "shortvideo": "video",
+    "location": "location",
+    "link": "link",
+    "file": "file",
+}
+
+
+def to_message(wx: WeChatMessage, channel: str = "wechat", key: str | None = None) -> Message:
+    """A parsed WeChat (or WeCom) push as the channel-neutral Message."""
+    kind = KINDS.get(wx.msg_type.lower(), "other")
+    text = wx.content or ""
+    if kind == "voice":  # the account's speech recognition, when switched on
+        recognition = wx.raw.get("Recognition")
+        text = recognition if isinstance(recognition, str) else ""
+    return Message(
+        channel=channel,  # type: ignore[arg-type]
+        sender_id=wx.from_user_name,
+        chat_id=wx.from_user_name,
+        text=text,
+        msg_id=wx.msg_id or f"{wx.event or ''}:{wx.event_key or ''}:{wx.create_time}",
+        time=datetime.fromtimestamp(wx.create_time, UTC),
+        kind=kind,
+        event=wx.event,
+        event_key=wx.event_key,
+        dedupe_key=key if key is not None else dedupe_key(wx),
+        recipient=wx.to_user_name,
+        raw=wx.raw,
+    )
+
+
+def crypto_of(cfg: WeChatConfig) -> WeChatCrypto | None:
+    """None when safe mode is not configured (or the key is malformed)."""
+    if not (cfg.token and cfg.encoding_aes_key and cfg.appid):
+        return None
+    try:
+        return WeChatCrypto(
+            cfg.token,
+            cfg.encoding_aes_key,
+            cfg.appid,
+            previous_encoding_aes_key=cfg.previous_encoding_aes_key,
+        )
+    except ValueError:
+        return None
+
+
+async def verify(request: web.Request) -> web.StreamResponse:
+    cfg = request.config_dict[CONFIG].wechat
+    if not cfg.token:
+        return not_configured("wechat")
+    q = request.query
+    if not check_signature(cfg.token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", "")):
+        return bad_signature("wechat", InvalidSignature("signature mismatch"))
+    return web.Response(text=q.get("echostr", ""), content_type="text/plain")
+
+
+async def receive(request: web.Request) -> web.StreamResponse:
+    cfg = request.config_dict[CONFIG].wechat
+    if not cfg.token:
+        return not_configured("wechat")
+    q = request.query
+    timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+    body = await request.read()
+    inbound: Decrypted | None = None
+    crypto: WeChatCrypto | None = None
+    try:
+        if q.get("encrypt_type", "raw").lower() == "aes":
+            crypto = crypto_of(cfg)
+            if crypto is None:
+                return not_configured("wechat")
+            inbound = crypto.decrypt_message(body, q.get("msg_signature", ""), timestamp, nonce)
+            wx = parse_message(inbound.text)
+            fmt = inbound.fmt
+        else:
+            if not check_signature(cfg.token, q.get("signature", ""), timestamp, nonce):
+                raise InvalidSignature("signature mismatch")
+            if len(body) > MAX_BODY_BYTES:
+                raise InvalidPayload("body too large")
+            wx = parse_message(body)
+            fmt = "json" if is_json(body) else "xml"
+    except InvalidSignature as exc:
+        return bad_signature("wechat", exc)
+    except InvalidPayload as exc:
+        return bad_payload("wechat", exc)
+    reply = await delivery(request).deliver(to_message(wx), pusher_for(request))
+    return render(wx, reply, fmt, crypto, inbound)
+
+
+def render(
+    wx: WeChatMessage, reply: Reply, fmt: str, crypto: WeChatCrypto | None, inbound: Decrypted | None
+) -> web.Response:
+    if not reply.text:
+        return web.Response(text=SUCCESS, content_type="text/plain")
+    content = clip(reply.text)
+    if fmt == "json":
+        plain = json.dumps(
+            {
+                "ToUserName": wx.from_user_name,
+                "FromUserName": wx.to_user_name,
+                "CreateTime": int(time.time()),
+                "MsgType": "text",
+                "Content": content,
+            },
+            ensure_ascii=False,
+        )
+    else:
+        plain = text_reply(wx.from_user_name, wx.to_user_name, content)
+    if crypto is not None and inbound is not None:
+        plain = crypto.reply(inbound, plain)
+    content_type = "application/json" if fmt == "json" else "application/xml"
+    return web.Response(text=plain, content_type=content_type)

@@ -1,0 +1,167 @@
+"""Shared pieces of the admin use-cases: money input, staff scope (admin = all, manager = its
+regions), paging and `?format=xlsx` exports, unique-key errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BeforeValidator, Field, WithJsonSchema
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+
+from core.errors import Forbidden, NotFound, ValidationError
+from core.money import money
+from core.schema import Page, PageQuery
+from handlers.actor import Actor, Role
+from models.distributor import Distributor
+
+M = TypeVar("M", bound=Model)
+T = TypeVar("T")
+
+MAX_ID = 2**31 - 1
+EXPORT_MAX = 50_000  # rows in one ?format=xlsx export
+NO_CTRL = r"^[^\x00-\x1f\x7f]*$"  # names, codes: no control characters (they break exports)
+MULTILINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # free text: newlines and tabs allowed
+MONEY_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+MONEY_MAX = Decimal("999999999999.99")
+
+
+def _money_in(value: Any) -> Decimal:
+    """Money in: a string like "100000.00" or an integer; never a float (cents already lost),
+    never negative, at most two decimals."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError('money must be a string like "1234.50" (or an integer), not a float')
+    if isinstance(value, int):
+        if not 0 <= value <= int(MONEY_MAX):
+            raise ValueError("money out of range")
+        return money(value)
+    if isinstance(value, Decimal):
+        value = str(value)
+    if not isinstance(value, str) or not MONEY_RE.match(value.strip()):
+        raise ValueError('money must look like "1234.50": digits, at most two decimals, not negative')
+    try:
+        return money(value.strip())
+    except (ValueError, InvalidOperation):
+        raise ValueError("not a money amount") from None
+
+
+MoneyIn = Annotated[
+    Decimal,
+    BeforeValidator(_money_in),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": MONEY_RE.pattern, "examples": ["100000.00"]},
+                {"type": "integer", "minimum": 0, "maximum": int(MONEY_MAX)},
+            ]
+        },
+        mode="validation",
+    ),
+]
+
+Name = Annotated[str, Field(min_length=1, pattern=NO_CTRL, max_length=100)]
+Region = Annotated[str, Field(min_length=1, pattern=NO_CTRL, max_length=64)]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class ListQuery(PageQuery):
+    format: Literal["json", "xlsx"] = "json"
+
+
+# --- scope ------------------------------------------------------------------------------------------
+
+
+def require_staff(actor: Actor) -> None:
+    if actor.role not in (Role.admin, Role.manager):
+        raise Forbidden("admin or manager only")
+
+
+def require_admin(actor: Actor) -> None:
+    if actor.role != Role.admin:
+        raise Forbidden("admin only")
+
+
+def manager_regions(actor: Actor) -> list[str] | None:
+    """None = every region (admin); else the manager's regions."""
+    require_staff(actor)
+    return None if actor.role == Role.admin else sorted(actor.regions or [])
+
+
+def in_regions(actor: Actor, region: str | None) -> bool:
+    regions = manager_regions(actor)
+    return regions is None or (region is not None and region in regions)
+
+
+def require_region(actor: Actor, region: str | None) -> None:
+    """A manager may only write inside its regions (out of them: 404, like any unseen object)."""
+    if not in_regions(actor, region):
+        raise NotFound("region not in your scope", {"field": "region"})
+
+
+def staff_distributors(actor: Actor) -> QuerySet[Distributor]:
+    regions = manager_regions(actor)
+    qs = Distributor.all()
+    return qs if regions is None else qs.filter(region__in=regions)
+
+
+async def staff_distributor(
+    actor: Actor, distributor_id: int | None, field: str = "distributor_id"
+) -> Distributor:
+    """A distributor the admin/manager may manage, else NotFound."""
+    if distributor_id is None:
+        raise ValidationError(f"{field}: required", {"field": field})
+    dist = await staff_distributors(actor).get_or_none(id=distributor_id)
+    if dist is None:
+        raise NotFound("distributor not found", {"field": field})
+    return dist
+
+
+async def staff_distributor_ids(actor: Actor) -> list[int] | None:
+    if manager_regions(actor) is None:
+        return None
+    return list(await staff_distributors(actor).values_list("id", flat=True))
+
+
+async def get_or_404(qs: QuerySet[M], obj_id: int | str, what: str = "object") -> M:
+    try:
+        pk = int(obj_id)
+    except (TypeError, ValueError):
+        raise NotFound(f"{what} not found") from None
+    if not 1 <= pk <= MAX_ID:  # a 40-digit id is simply not there (and would overflow the driver)
+        raise NotFound(f"{what} not found")
+    obj = await qs.get_or_none(id=pk)
+    if obj is None:
+        raise NotFound(f"{what} not found")
+    return obj
+
+
+# --- lists ------------------------------------------------------------------------------------------
+
+
+async def page_of(
+    qs: QuerySet[M],
+    query: PageQuery,
+    convert: Callable[[list[M]], Awaitable[Sequence[T]]],
+    *,
+    export: bool = False,
+) -> Page[T]:
+    """One page of `qs` (ordered by id), or every row (up to EXPORT_MAX) when exporting."""
+    qs = qs.order_by("id")
+    if export:
+        rows = await qs.limit(EXPORT_MAX)
+        items = list(await convert(rows))
+        return Page[Any](items=items, total=len(items), page=1, page_size=len(items) or 1)
+    total = await qs.count()
+    rows = await qs.offset((query.page - 1) * query.page_size).limit(query.page_size)
+    return Page[Any](items=list(await convert(rows)), total=total, page=query.page, page_size=query.page_size)
+
+
+def duplicate(field: str, value: Any) -> ValidationError:
+    return ValidationError(f"{field}: {value!r} already exists", {"field": field})
+
+
+def changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in after.items() if before.get(k) != v}

@@ -1,0 +1,121 @@
+"""Catalog: products with the caller's own price and what it can order now.
+
+``q`` matches, case- and width-insensitively, the name, the full pinyin, the pinyin initials
+or the SKU code (螺纹, luowen, lwg, LWG-003 all find 螺纹钢). ``category`` filters exactly.
+Non-staff callers see active products only; staff also see inactive ones (with ``status``).
+
+``price`` is the unit price after promotions for the price context of `handlers.pricing`
+(the named distributor in scope, else the caller's own, else — staff and sales reps without
+one — the level-1 base price); ``null`` when no price list covers the product.
+``available`` is what that distributor could order now: on_hand - reserved summed over the
+warehouses its orders draw from (`handlers.stock.order_warehouses`; for the base price, every
+active company warehouse).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tortoise.expressions import Q
+
+from core.errors import NotFound
+from core.schema import Money, Out, Page
+from handlers.actor import Actor
+from handlers.pricing import PriceContext, Quote, context_for, quotes
+from handlers.stock import available_by_product, order_warehouses
+from handlers.text import fold
+from models.base import ProductStatus
+from models.distributor import Distributor
+from models.product import Product
+
+
+class ProductPromotion(Out):
+    discount_rate: Decimal | None = None
+    buy_n: int | None = None
+    get_m: int | None = None
+
+
+class ProductOut(Out):
+    id: int
+    sku: str
+    name: str
+    category: str
+    unit: str
+    spec: str | None
+    status: str
+    price: Money | None
+    list_price: Money | None
+    promotion: ProductPromotion | None
+    available: int
+
+
+def _search(q: str) -> Q:
+    raw = q.strip()
+    folded = fold(raw)
+    cond = Q(name__icontains=raw) | Q(sku__icontains=raw)
+    if folded:
+        cond |= Q(pinyin__contains=folded) | Q(initials__contains=folded) | Q(sku__icontains=folded)
+    return cond
+
+
+async def _rows(products: list[Product], ctx: PriceContext) -> list[ProductOut]:
+    quoted = await quotes(products, ctx)
+    dist = await Distributor.get_or_none(id=ctx.distributor_id) if ctx.distributor_id else None
+    avail = await available_by_product([p.id for p in products], await order_warehouses(dist))
+    return [_out(p, quoted.get(p.id), max(avail.get(p.id, 0), 0)) for p in products]
+
+
+def _out(p: Product, quote: Quote | None, available: int) -> ProductOut:
+    promo = None
+    if quote is not None and (quote.discount_rate is not None or quote.buy_n):
+        promo = ProductPromotion(discount_rate=quote.discount_rate, buy_n=quote.buy_n, get_m=quote.get_m)
+    return ProductOut(
+        id=p.id,
+        sku=p.sku,
+        name=p.name,
+        category=p.category,
+        unit=p.unit,
+        spec=p.spec,
+        status=str(p.status),
+        price=quote.price if quote else None,
+        list_price=quote.list_price if quote else None,
+        promotion=promo,
+        available=available,
+    )
+
+
+async def list_products(
+    actor: Actor,
+    *,
+    q: str | None = None,
+    category: str | None = None,
+    distributor_id: int | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> Page[ProductOut]:
+    ctx = await context_for(actor, distributor_id)
+    qs = Product.all() if actor.is_staff else Product.filter(status=ProductStatus.ACTIVE)
+    if q and q.strip():
+        qs = qs.filter(_search(q))
+    if category:
+        qs = qs.filter(category=category.strip())
+    total = await qs.count()
+    products = await qs.order_by("category", "sku").offset((page - 1) * page_size).limit(page_size)
+    return Page[ProductOut](items=await _rows(products, ctx), total=total, page=page, page_size=page_size)
+
+
+async def get_product(actor: Actor, product_id: int, *, distributor_id: int | None = None) -> ProductOut:
+    ctx = await context_for(actor, distributor_id)
+    qs = Product.filter(id=product_id)
+    if not actor.is_staff:
+        qs = qs.filter(status=ProductStatus.ACTIVE)
+    product = await qs.first()
+    if product is None:
+        raise NotFound("product not found")
+    return (await _rows([product], ctx))[0]
+
+
+async def find_products(actor: Actor, text: str, limit: int = 5) -> list[ProductOut]:
+    """Best matches for free text (chat: "螺纹钢还有货吗"): the same matching as `q`."""
+    page = await list_products(actor, q=text, page_size=max(1, min(limit, 100)))
+    return page.items

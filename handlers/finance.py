@@ -1,0 +1,298 @@
+"""Receivables and payments per distributor.
+
+The receivables ledger (ReceivableEntry) is signed: shipments add what was shipped (kind
+``shipment``, due per payment terms), returns (``return``) and payments (``payment``) subtract.
+A distributor's balance is the sum of its entries.
+
+**Credit exposure** (checked at order admission for non-prepay distributors):
+``receivables_balance + open orders' unshipped value + the new order <= credit_limit``, where
+open orders are those ``pending_review`` or ``approved`` (an approved order may be partially
+shipped: its shipped part is already in receivables, so only ``total_amount -
+shipped_amount`` counts). Every write that moves value between the two (admission,
+shipments, returns, payments) locks the distributor row first on PostgreSQL, so the check
+reads a consistent pair.
+
+**Due dates** from payment terms: prepay — due when shipped; monthly (月结) — 30 days after
+shipment; quarterly — 90 days after.
+
+**Aging** (`receivables_aging`): payments and returns settle the oldest shipment entries
+first (FIFO); what is left open is bucketed by days past due on the given day:
+``current`` (not yet due), ``d1_30``, ``d31_60``, ``d61_90``, ``d90_plus``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AwareDatetime, BeforeValidator, Field, StrictInt
+from tortoise.exceptions import IntegrityError
+from tortoise.functions import Sum
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from core.clock import BUSINESS_TZ, now, today
+from core.errors import InvalidState, NotFound
+from core.money import ZERO, money
+from core.schema import In, Money, Out, Page
+from handlers.actor import Actor
+from handlers.audit import record, snapshot
+from handlers.scope import require_distributor_in_scope, scoped
+from models.base import OrderStatus, PaymentTerms, ReceivableKind
+from models.distributor import Distributor
+from models.finance import Payment, ReceivableEntry
+from models.order import Order
+
+OPEN_STATUSES = (OrderStatus.PENDING_REVIEW, OrderStatus.APPROVED)
+TERMS_DAYS = {PaymentTerms.PREPAY: 0, PaymentTerms.MONTHLY: 30, PaymentTerms.QUARTERLY: 90}
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+def due_at(terms: PaymentTerms | str, at: datetime) -> datetime:
+    return at + timedelta(days=TERMS_DAYS.get(PaymentTerms(terms), 30))
+
+
+async def _sum(qs: QuerySet, field: str) -> Decimal:
+    """Exact money sum: SQL SUM on PostgreSQL (NUMERIC); in Python on SQLite, whose decimal
+    columns are text and whose SUM would go through floats."""
+    if qs.model._meta.db.capabilities.dialect == "postgres":
+        rows = await qs.annotate(_total=Sum(field)).values_list("_total", flat=True)
+        return money(rows[0] or 0) if rows else ZERO
+    values = await qs.values_list(field, flat=True)
+    return money(sum((Decimal(v) for v in values), Decimal(0)))
+
+
+async def receivables_balance(distributor_id: int) -> Decimal:
+    """What the distributor owes now (shipments - returns - payments)."""
+    return await _sum(ReceivableEntry.filter(distributor_id=distributor_id), "amount")
+
+
+async def open_orders_exposure(distributor_id: int) -> Decimal:
+    qs = Order.filter(distributor_id=distributor_id, status__in=list(OPEN_STATUSES))
+    return await _sum(qs, "total_amount") - await _sum(qs, "shipped_amount")
+
+
+_EXPOSURE_SQL = (
+    "SELECT (SELECT COALESCE(SUM(amount), 0) FROM receivable_entry WHERE distributor_id = $1) AS r,"
+    " (SELECT COALESCE(SUM(total_amount - shipped_amount), 0) FROM sales_order"
+    " WHERE distributor_id = $1 AND status IN ('pending_review', 'approved')) AS o"
+)
+
+
+async def credit_exposure(distributor_id: int) -> Decimal:
+    """Receivables balance + open orders' unshipped value (one statement on PostgreSQL)."""
+    db = Order._meta.db
+    if db.capabilities.dialect == "postgres":
+        row = (await db.execute_query_dict(_EXPOSURE_SQL, [distributor_id]))[0]
+        return money(row["r"]) + money(row["o"])
+    return await receivables_balance(distributor_id) + await open_orders_exposure(distributor_id)
+
+
+async def add_receivable(
+    distributor_id: int,
+    kind: ReceivableKind,
+    amount: Decimal,
+    ref_type: str,
+    ref_id: int | str,
+    *,
+    occurred_at: datetime | None = None,
+    due: datetime | None = None,
+) -> ReceivableEntry:
+    return await ReceivableEntry.create(
+        distributor_id=distributor_id,
+        kind=kind,
+        amount=money(amount),
+        ref_type=ref_type,
+        ref_id=str(ref_id),
+        occurred_at=occurred_at or now(),
+        due_at=due,
+    )
+
+
+# --- payments -----------------------------------------------------------------------------
+
+
+def _money_in(v: object) -> Decimal:
+    """Money in: a string ("1234.50") or an integer; never a float, at most 2 decimals, > 0."""
+    if isinstance(v, bool) or not isinstance(v, str | int):
+        raise ValueError('must be a string like "1234.50" or an integer')
+    try:
+        value = Decimal(str(v).strip())
+    except ArithmeticError:
+        raise ValueError("not a money amount") from None
+    if not value.is_finite() or value <= 0:
+        raise ValueError("must be a positive amount")
+    if value > MAX_AMOUNT:
+        raise ValueError("too large")
+    if value != value.quantize(Decimal("0.01")):
+        raise ValueError("at most 2 decimals")
+    return money(value)
+
+
+PositiveMoneyIn = Annotated[Decimal, BeforeValidator(_money_in)]
+
+
+class PaymentIn(In):
+    distributor_id: StrictInt
+    amount: PositiveMoneyIn
+    paid_at: AwareDatetime
+    ref: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class PaymentOut(Out):
+    id: int
+    distributor_id: int
+    amount: Money
+    paid_at: datetime
+    ref: str
+    created_by_id: int | None
+    created_at: datetime
+    balance_after: Money | None = None
+
+
+def _payment_out(p: Payment, balance: Decimal | None = None) -> PaymentOut:
+    return PaymentOut(
+        id=p.id,
+        distributor_id=p.distributor_id,  # type: ignore[attr-defined]
+        amount=p.amount,
+        paid_at=p.paid_at,
+        ref=p.ref,
+        created_by_id=p.created_by_id,  # type: ignore[attr-defined]
+        created_at=p.created_at,
+        balance_after=balance,
+    )
+
+
+async def record_payment(actor: Actor, data: PaymentIn) -> PaymentOut:
+    """A payment received from a distributor: lowers its receivables. A `ref` already
+    recorded for that distributor is 409 ``invalid_state`` (never counted twice)."""
+    require_distributor_in_scope(actor, data.distributor_id)
+    try:
+        async with in_transaction():
+            dist = await Distributor.filter(id=data.distributor_id).select_for_update(no_key=True).first()
+            if dist is None:
+                raise NotFound("distributor not found")
+            if await Payment.exists(distributor_id=dist.id, ref=data.ref):
+                raise _Duplicate()
+            payment = await Payment.create(
+                distributor_id=dist.id,
+                amount=money(data.amount),
+                paid_at=data.paid_at,
+                ref=data.ref,
+                created_by_id=actor.user_id or None,
+            )
+            await add_receivable(
+                dist.id,
+                ReceivableKind.PAYMENT,
+                -payment.amount,
+                "payment",
+                payment.id,
+                occurred_at=data.paid_at,
+            )
+            await record(actor, "payment.create", "payment", payment.id, None, snapshot(payment))
+            balance = await receivables_balance(dist.id)
+    except (_Duplicate, IntegrityError):
+        raise InvalidState(
+            "a payment with this ref is already recorded for the distributor", {"field": "ref"}
+        ) from None
+    return _payment_out(payment, balance)
+
+
+class _Duplicate(Exception):
+    pass
+
+
+async def list_payments(
+    actor: Actor, *, distributor_id: int | None = None, page: int = 1, page_size: int = 20
+) -> Page[PaymentOut]:
+    qs = scoped(Payment.all(), actor)
+    if distributor_id is not None:
+        require_distributor_in_scope(actor, distributor_id)
+        qs = qs.filter(distributor_id=distributor_id)
+    total = await qs.count()
+    rows = await qs.order_by("-paid_at", "-id").offset((page - 1) * page_size).limit(page_size)
+    return Page[PaymentOut](
+        items=[_payment_out(p) for p in rows], total=total, page=page, page_size=page_size
+    )
+
+
+# --- aging --------------------------------------------------------------------------------
+
+BUCKETS = ("current", "d1_30", "d31_60", "d61_90", "d90_plus")
+
+
+class AgingRow(Out):
+    distributor_id: int
+    balance: Money
+    current: Money
+    d1_30: Money
+    d31_60: Money
+    d61_90: Money
+    d90_plus: Money
+    overdue: Money
+    oldest_due: date | None
+
+
+def _bucket(days_overdue: int) -> str:
+    if days_overdue <= 0:
+        return "current"
+    if days_overdue <= 30:
+        return "d1_30"
+    if days_overdue <= 60:
+        return "d31_60"
+    if days_overdue <= 90:
+        return "d61_90"
+    return "d90_plus"
+
+
+async def receivables_aging(
+    distributor_ids: list[int] | None = None, as_of: date | None = None
+) -> list[AgingRow]:
+    """One row per distributor with a non-zero balance (all, or those ids)."""
+    as_of = as_of or today()
+    qs = ReceivableEntry.all()
+    if distributor_ids is not None:
+        qs = qs.filter(distributor_id__in=distributor_ids)
+    entries = await qs.order_by("distributor_id", "occurred_at", "id").values(
+        "distributor_id", "kind", "amount", "due_at", "occurred_at"
+    )
+    by_dist: dict[int, list[dict]] = {}
+    for e in entries:
+        by_dist.setdefault(e["distributor_id"], []).append(e)
+    rows: list[AgingRow] = []
+    for dist_id, items in sorted(by_dist.items()):
+        row = _age(dist_id, items, as_of)
+        if row.balance != ZERO:
+            rows.append(row)
+    return rows
+
+
+def _age(dist_id: int, items: list[dict], as_of: date) -> AgingRow:
+    open_items: list[list] = []  # [due_date, remaining]
+    credit = Decimal(0)
+    for e in items:
+        amount = Decimal(e["amount"])
+        if amount > 0:
+            due = (e["due_at"] or e["occurred_at"]).astimezone(BUSINESS_TZ).date()
+            open_items.append([due, amount])
+        else:
+            credit += -amount
+    open_items.sort(key=lambda x: x[0])
+    for item in open_items:  # credits settle the oldest debts first
+        used = min(item[1], credit)
+        item[1] -= used
+        credit -= used
+    buckets = dict.fromkeys(BUCKETS, Decimal(0))
+    for due, remaining in open_items:
+        if remaining > 0:
+            buckets[_bucket((as_of - due).days)] += remaining
+    balance = sum(buckets.values(), Decimal(0)) - credit
+    due_dates = [due for due, remaining in open_items if remaining > 0]
+    return AgingRow(
+        distributor_id=dist_id,
+        balance=money(balance),
+        overdue=money(sum((buckets[b] for b in BUCKETS[1:]), Decimal(0))),
+        oldest_due=min(due_dates) if due_dates else None,
+        **{b: money(v) for b, v in buckets.items()},
+    )

@@ -1,0 +1,227 @@
+"""The job registry and runner shared by the scheduler, `qudao jobs run` and the admin API.
+
+`run_job(name)` takes the kv lock `job:<name>` so only one instance runs a job at a time
+(scheduled runs skip when it is held; manual runs wait a little), records a JobRun with the
+result, and returns {job, started_at, finished_at, result}. The jobs themselves are
+idempotent (dedupe keys), so a rerun or a catch-up after downtime sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from core.clock import now as clock_now
+from core.errors import InvalidState, NotFound, ValidationError
+from core.logging import get_logger
+from core.runtime import runtime
+from core.schema import Out
+from handlers import alerts
+from models.notification import JobRun
+
+log = get_logger("qudao.jobs")
+
+JobFn = Callable[[dict[str, Any]], Awaitable[Any]]
+MANUAL_WAIT_S = 30.0
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    fn: JobFn
+    lease_s: float
+    summary: str
+    record_idle: bool = True  # outbox_drain runs every few seconds: record only busy runs
+
+
+def _external(module: str, func: str, *args_from_params: str) -> JobFn:
+    """A job whose use-case lives in another feature's module, imported when it runs."""
+
+    async def run(params: dict[str, Any]) -> Any:
+        try:
+            fn = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError):
+            log.warning("job_use_case_missing", module=module, func=func)
+            return {"skipped": f"{module}.{func} is not available"}
+        kwargs = {k: params[k] for k in args_from_params if params.get(k) is not None}
+        return await fn(**kwargs)
+
+    return run
+
+
+async def _outbox_drain(params: dict[str, Any]) -> Any:
+    from handlers.outbox import drain_outbox
+
+    return await drain_outbox(budget_s=float(params.get("budget_s") or 20.0))
+
+
+def _wrap(fn: Callable[[dict[str, Any] | None], Awaitable[Any]]) -> JobFn:
+    async def run(params: dict[str, Any]) -> Any:
+        return await fn(params)
+
+    return run
+
+
+JOBS: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in (
+        JobSpec("low_stock", _wrap(alerts.job_low_stock), 900, "low stock and days-of-cover alerts"),
+        JobSpec("overstock", _wrap(alerts.job_overstock), 900, "stock above max_qty"),
+        JobSpec(
+            "contract_expiry",
+            _wrap(alerts.job_contract_expiry),
+            900,
+            "contracts 30/7/1 days before end, expiry",
+        ),
+        JobSpec("receivables_overdue", _wrap(alerts.job_receivables_overdue), 900, "overdue receivables"),
+        JobSpec("lead_expiry", _external("handlers.leads", "expire_leads"), 900, "expire lead protection"),
+        JobSpec(
+            "commission_statements",
+            _external("handlers.statements", "close_period", "period"),
+            1800,
+            "monthly commission statements",
+        ),
+        JobSpec(
+            "order_completion",
+            _external("handlers.ordering", "complete_due_orders"),
+            900,
+            "complete received orders past the return window",
+        ),
+        JobSpec("outbox_drain", _outbox_drain, 60, "deliver pending notifications", record_idle=False),
+        JobSpec("daily_digest", _wrap(alerts.job_daily_digest), 900, "one summary per manager per day"),
+    )
+}
+
+
+class JobRunOut(Out):
+    job: str
+    started_at: datetime
+    finished_at: datetime | None
+    result: Any
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    return value
+
+
+def check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    period = params.get("period")
+    if period is not None and not (isinstance(period, str) and _PERIOD.match(period)):
+        raise ValidationError("period: must be YYYY-MM", {"field": "period"})
+    return params
+
+
+def spec_of(name: str) -> JobSpec:
+    spec = JOBS.get(name)
+    if spec is None:
+        raise NotFound(f"no job named {name!r}")
+    return spec
+
+
+async def run_job(
+    name: str, params: dict[str, Any] | None = None, *, trigger: str = "manual"
+) -> JobRunOut | None:
+    """Run one job to completion. Scheduled runs (`trigger="schedule"`) return None when another
+    instance holds the job's lock; manual runs wait up to MANUAL_WAIT_S, then 409."""
+    spec = spec_of(name)
+    params = check_params(name, dict(params or {}))
+    kv = runtime().kv
+    if trigger == "manual":
+        handle = await kv.acquire_lock(f"job:{name}", spec.lease_s, blocking_timeout=MANUAL_WAIT_S)
+        if handle is None:
+            raise InvalidState(f"job {name} is running on another instance")
+    else:
+        handle = await kv.try_lock(f"job:{name}", spec.lease_s)
+        if handle is None:
+            log.info("job_skipped_lock_held", job=name)
+            return None
+    started = clock_now()
+    try:
+        try:
+            result = jsonable(await spec.fn(params))
+        except Exception as exc:
+            log.exception("job_failed", job=name)
+            await _record(spec, started, {"error": f"{type(exc).__name__}: {exc}"}, trigger, force=True)
+            raise
+        finished = clock_now()
+        await _record(spec, started, result, trigger, finished=finished, force=trigger == "manual")
+    finally:
+        if not await handle.release():
+            log.warning("job_lock_expired", job=name, lease_s=spec.lease_s)
+    log.info("job_done", job=name, trigger=trigger, result=result)
+    return JobRunOut(job=name, started_at=started, finished_at=finished, result=result)
+
+
+def _idle(result: Any) -> bool:
+    return isinstance(result, dict) and not result.get("claimed") and not result.get("reclaimed")
+
+
+async def _record(
+    spec: JobSpec,
+    started: datetime,
+    result: Any,
+    trigger: str,
+    *,
+    finished: datetime | None = None,
+    force: bool,
+) -> None:
+    if not spec.record_idle and not force and _idle(result):
+        return
+    await JobRun.create(
+        name=spec.name,
+        started_at=started,
+        finished_at=finished or clock_now(),
+        result={"trigger": trigger, **result}
+        if isinstance(result, dict)
+        else {"trigger": trigger, "value": result},
+        instance=runtime().instance_id,
+    )
+
+
+class JobInfo(Out):
+    name: str
+    summary: str
+    schedule: str
+    last_started_at: datetime | None = None
+    last_result: Any = None
+
+
+async def list_jobs() -> list[JobInfo]:
+    schedules = runtime().config.scheduler.jobs
+    out = []
+    for name, spec in JOBS.items():
+        last = await JobRun.filter(name=name).order_by("-started_at", "-id").first()
+        out.append(
+            JobInfo(
+                name=name,
+                summary=spec.summary,
+                schedule=getattr(schedules, name, "off"),
+                last_started_at=last.started_at if last else None,
+                last_result=last.result if last else None,
+            )
+        )
+    return out
+
+
+async def last_run_at(name: str) -> datetime | None:
+    last = await JobRun.filter(name=name).order_by("-started_at", "-id").first()
+    return last.started_at if last else None

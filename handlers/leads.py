@@ -1,0 +1,416 @@
+"""Leads (客户报备): register, list, arbitrate, expire.
+
+A lead protects a customer for its owner (a sales rep, or a distributor's users) for
+`leads.protection_days`. Registration normalises the name (width, spaces, punctuation,
+有限责任公司 -> 有限公司, a trailing "(…分公司)"), the phone (digits, no +86) and validates the
+USCC check digit, then, under one kv lock so the first valid registration wins:
+
+- same USCC, phone or normalised name as another owner's active protected lead ->
+  `LeadConflict` (409, the other owner is never named), or with `arbitration=True` a
+  `pending_review` lead for a manager;
+- the same customer already protected for this owner -> `InvalidState`;
+- a near-duplicate name (rapidfuzz ratio >= `leads.fuzzy_threshold`) of another owner's
+  active lead -> `pending_review` for a manager;
+- otherwise `protected` until now + protection_days.
+
+Approving a pending lead protects it and rejects the other owners' active leads it
+conflicts with (the manager decided who keeps the customer); rejecting records the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field, field_validator
+from rapidfuzz import fuzz, process
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from core.clock import now
+from core.errors import InvalidState, LeadConflict, NotFound, RateLimited, RequestInProgress, ValidationError
+from core.kv import LockNotAcquired
+from core.money import money
+from core.runtime import runtime
+from core.schema import In, Money, Out, Page, PageQuery
+from handlers.actor import Actor, Role
+from handlers.audit import record
+from handlers.events import emit
+from handlers.uscc import is_valid_uscc, normalize_uscc
+from models.base import LeadStatus
+from models.distributor import Distributor
+from models.lead import Lead
+from models.user import SalesAssignment
+
+REGISTER_LOCK = "leads:register"
+LOCK_LEASE_S = 30.0
+LOCK_WAIT_S = 10.0
+REGISTRATIONS_PER_MIN = 30  # per user (OWASP API6: business-flow abuse)
+
+# A trailing "(分公司)" / "（深圳分公司）" names a branch of the same customer.
+_BRANCH = re.compile(r"\([^()]*分公司\)\s*$")
+_NON_DIGIT = re.compile(r"\D")
+
+
+# --- normalisation ---------------------------------------------------------------------
+
+
+def normalize_name(name: str) -> str:
+    """'深圳市腾讯计算机系统有限责任公司　' -> '深圳市腾讯计算机系统有限公司' (the key leads match on).
+
+    NFKC folds full-width letters, digits, spaces and brackets; case is folded; everything
+    that is not a letter or digit (spaces, punctuation, brackets) is dropped."""
+    text = unicodedata.normalize("NFKC", name).strip()
+    text = _BRANCH.sub("", text)
+    text = "".join(ch for ch in text.lower() if ch.isalnum())
+    return text.replace("有限责任公司", "有限公司")
+
+
+def normalize_phone(phone: str) -> str:
+    """Digits only, without +86 / 0086: '+86 138-0013-8000' -> '13800138000'.
+
+    A mobile is 11 digits starting with 1; a landline 7-12 digits (area code included).
+    Anything else is a ValidationError."""
+    raw = unicodedata.normalize("NFKC", phone).strip()
+    digits = _NON_DIGIT.sub("", raw)
+    if raw.startswith("+86") or (digits.startswith("86") and len(digits) == 13 and digits[2] == "1"):
+        digits = digits[2:]
+    elif digits.startswith("0086"):
+        digits = digits[4:]
+    if len(digits) == 11 and digits.startswith("1"):
+        return digits
+    if 7 <= len(digits) <= 12 and not digits.startswith("1"):
+        return digits
+    raise ValidationError("phone: not a valid mobile or landline number", {"field": "phone"})
+
+
+# --- inputs and outputs ----------------------------------------------------------------
+
+
+class LeadIn(In):
+    customer_name: str = Field(min_length=1, max_length=200)
+    phone: str = Field(min_length=1, max_length=32)
+    uscc: str | None = Field(None, max_length=32)
+    project: str | None = Field(None, max_length=200)
+    region: str | None = Field(None, max_length=64)
+    amount: Decimal | None = None
+    arbitration: bool = False
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount(cls, v: object) -> object:
+        if v is None or isinstance(v, Decimal):
+            return v
+        if isinstance(v, bool) or not isinstance(v, str | int):
+            raise ValueError('amount must be a string like "120000.00" or an integer')
+        try:
+            value = money(v)
+        except ValueError:
+            raise ValueError("amount is not a number") from None
+        if value < 0 or value >= Decimal("1e12"):
+            raise ValueError("amount out of range")
+        return value
+
+    @field_validator("uscc", "project", "region", mode="after")
+    @classmethod
+    def _empty_is_none(cls, v: str | None) -> str | None:
+        return v or None
+
+
+class LeadQuery(PageQuery):
+    status: LeadStatus | None = None
+
+
+class ReasonIn(In):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class LeadOut(Out):
+    id: int
+    customer_name: str
+    phone: str | None
+    uscc: str | None
+    project: str | None
+    region: str | None
+    amount: Money | None
+    status: LeadStatus
+    protected_until: datetime | None
+    owner_id: int
+    distributor_id: int | None
+    reject_reason: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, lead: Lead) -> LeadOut:
+        return cls(
+            id=lead.id,
+            customer_name=lead.customer_name,
+            phone=lead.phone,
+            uscc=lead.uscc,
+            project=lead.project,
+            region=lead.region,
+            amount=lead.amount,
+            status=LeadStatus(lead.status),
+            protected_until=lead.protected_until,
+            owner_id=lead.owner_id,  # type: ignore[attr-defined]
+            distributor_id=lead.distributor_id,  # type: ignore[attr-defined]
+            reject_reason=lead.reject_reason,
+            created_at=lead.created_at,
+        )
+
+
+class RegisteredLead(LeadOut):
+    """The create response: why a lead waits for a manager, when it does."""
+
+    review_reason: Literal["arbitration", "near_duplicate"] | None = None
+
+
+@dataclass(frozen=True)
+class _Keys:
+    name: str
+    phone: str
+    uscc: str | None
+
+
+def _keys(data: LeadIn) -> _Keys:
+    name = normalize_name(data.customer_name)
+    if len(name) < 2:
+        raise ValidationError("customer_name: too short after normalisation", {"field": "customer_name"})
+    uscc = None
+    if data.uscc:
+        uscc = normalize_uscc(unicodedata.normalize("NFKC", data.uscc))
+        if not is_valid_uscc(uscc):
+            raise ValidationError("uscc: not a valid 统一社会信用代码 (check digit)", {"field": "uscc"})
+    return _Keys(name, normalize_phone(data.phone), uscc)
+
+
+# --- scope -----------------------------------------------------------------------------
+
+
+def _visible(actor: Actor):  # type: ignore[no-untyped-def]
+    """Leads the actor may see: own (sales), its distributors' (distributor user), its
+    regions' (manager), all (admin)."""
+    qs = Lead.all()
+    if actor.role == Role.admin:
+        return qs
+    if actor.role == Role.manager:
+        return qs.filter(region__in=list(actor.regions or ()))
+    if actor.role == Role.distributor:
+        ids = list(actor.distributor_ids or ())
+        return qs.filter(Q(owner_id=actor.user_id) | Q(distributor_id__in=ids))
+    return qs.filter(owner_id=actor.user_id)
+
+
+def _same_owner(lead: Lead, actor: Actor) -> bool:
+    if lead.owner_id == actor.user_id:  # type: ignore[attr-defined]
+        return True
+    dist = lead.distributor_id  # type: ignore[attr-defined]
+    return dist is not None and dist == actor.distributor_id
+
+
+def _active(at: datetime):  # type: ignore[no-untyped-def]
+    return Lead.filter(status=LeadStatus.PROTECTED, protected_until__gt=at)
+
+
+async def _default_region(actor: Actor) -> str | None:
+    if actor.distributor_id is not None:
+        dist = await Distributor.get_or_none(id=actor.distributor_id)
+        return dist.region if dist else None
+    if actor.role == Role.sales:
+        first = (
+            await SalesAssignment.filter(user_id=actor.user_id)
+            .select_related("distributor")
+            .order_by("distributor_id")
+            .first()
+        )
+        if first is not None:
+            return first.distributor.region
+        dist = await Distributor.filter(sales_rep_id=actor.user_id).order_by("id").first()
+        return dist.region if dist else None
+    return None
+
+
+# --- use-cases -------------------------------------------------------------------------
+
+
+async def register_lead(actor: Actor, data: LeadIn) -> RegisteredLead:
+    """Register a customer for the actor (see the module doc for the conflict rules)."""
+    keys = _keys(data)
+    kv = runtime().kv
+    rate = await kv.rate_limit(f"leads:register:{actor.user_id}", REGISTRATIONS_PER_MIN, 60.0)
+    if not rate.allowed:
+        raise RateLimited("too many lead registrations, slow down", retry_after=rate.retry_after)
+    region = data.region or await _default_region(actor)
+    try:
+        async with kv.lock(REGISTER_LOCK, LOCK_LEASE_S, blocking_timeout=LOCK_WAIT_S):
+            return await _register_locked(actor, data, keys, region)
+    except LockNotAcquired:
+        raise RequestInProgress("lead registration is busy, please retry") from None
+
+
+async def _register_locked(actor: Actor, data: LeadIn, keys: _Keys, region: str | None) -> RegisteredLead:
+    at = now()
+    async with in_transaction():
+        exact = Q(name_normalized=keys.name) | Q(phone_digits=keys.phone)
+        if keys.uscc:
+            exact |= Q(uscc=keys.uscc)
+        matches = await _active(at).filter(exact)
+        others = [m for m in matches if not _same_owner(m, actor)]
+        review: Literal["arbitration", "near_duplicate"] | None = None
+        if others:
+            if not data.arbitration:
+                raise LeadConflict(
+                    "this customer is already registered and protected", {"reason": "already_registered"}
+                )
+            review = "arbitration"
+        elif matches:
+            raise InvalidState(
+                "you have already registered this customer", {"lead_id": matches[0].id, "reason": "duplicate"}
+            )
+        elif await _near_duplicate(actor, keys.name, at):
+            review = "near_duplicate"
+        protected = review is None
+        lead = await Lead.create(
+            customer_name=data.customer_name.strip(),
+            name_normalized=keys.name,
+            phone=data.phone.strip(),
+            phone_digits=keys.phone,
+            uscc=keys.uscc,
+            project=data.project,
+            region=region,
+            amount=data.amount,
+            owner_id=actor.user_id,
+            distributor_id=actor.distributor_id,
+            status=LeadStatus.PROTECTED if protected else LeadStatus.PENDING_REVIEW,
+            protected_until=at + timedelta(days=runtime().config.leads.protection_days)
+            if protected
+            else None,
+        )
+        after = {"status": lead.status, "customer_name": lead.customer_name, "review_reason": review}
+        await record(actor, "lead.register", "lead", lead.id, after=after)
+        await emit("lead.registered", lead_id=lead.id, actor_id=actor.user_id)
+    return RegisteredLead(**LeadOut.of(lead).model_dump(), review_reason=review)
+
+
+async def _near_duplicate(actor: Actor, name: str, at: datetime) -> bool:
+    rows = await _active(at).values_list("name_normalized", "owner_id", "distributor_id")
+    names = [
+        n
+        for n, owner, dist in rows
+        if owner != actor.user_id and (dist is None or dist != actor.distributor_id)
+    ]
+    threshold = runtime().config.leads.fuzzy_threshold
+    return process.extractOne(name, names, scorer=fuzz.ratio, score_cutoff=threshold) is not None
+
+
+async def list_leads(actor: Actor, query: LeadQuery) -> Page[LeadOut]:
+    qs = _visible(actor)
+    if query.status is not None:
+        qs = qs.filter(status=query.status)
+    total = await qs.count()
+    rows = await qs.order_by("-id").offset((query.page - 1) * query.page_size).limit(query.page_size)
+    return Page[LeadOut](
+        items=[LeadOut.of(r) for r in rows], total=total, page=query.page, page_size=query.page_size
+    )
+
+
+async def get_lead(actor: Actor, lead_id: int) -> LeadOut:
+    lead = await _visible(actor).get_or_none(id=lead_id)
+    if lead is None:
+        raise NotFound("lead not found")
+    return LeadOut.of(lead)
+
+
+async def approve_lead(actor: Actor, lead_id: int) -> LeadOut:
+    """A manager protects a pending lead; other owners' active leads for the same customer
+    are rejected (the arbitration went to this one)."""
+    try:
+        async with runtime().kv.lock(REGISTER_LOCK, LOCK_LEASE_S, blocking_timeout=LOCK_WAIT_S):
+            return await _approve_locked(actor, lead_id)
+    except LockNotAcquired:
+        raise RequestInProgress("lead registration is busy, please retry") from None
+
+
+async def _approve_locked(actor: Actor, lead_id: int) -> LeadOut:
+    at = now()
+    async with in_transaction():
+        lead = await _pending(actor, lead_id)
+        exact = Q(name_normalized=lead.name_normalized)
+        if lead.phone_digits:
+            exact |= Q(phone_digits=lead.phone_digits)
+        if lead.uscc:
+            exact |= Q(uscc=lead.uscc)
+        threshold = runtime().config.leads.fuzzy_threshold
+        superseded = [
+            other
+            for other in await _active(at).exclude(id=lead.id)
+            if other.owner_id != lead.owner_id  # type: ignore[attr-defined]
+            and (
+                other.name_normalized == lead.name_normalized
+                or (lead.phone_digits and other.phone_digits == lead.phone_digits)
+                or (lead.uscc and other.uscc == lead.uscc)
+                or fuzz.ratio(other.name_normalized, lead.name_normalized) >= threshold
+            )
+        ]
+        for other in superseded:
+            changed = await Lead.filter(id=other.id, status=LeadStatus.PROTECTED).update(
+                status=LeadStatus.REJECTED,
+                reject_reason="superseded by arbitration",
+                reviewed_by_id=actor.user_id,
+            )
+            if changed:
+                await record(actor, "lead.supersede", "lead", other.id, after={"by_lead": lead.id})
+                await emit("lead.rejected", lead_id=other.id, actor_id=actor.user_id)
+        until = at + timedelta(days=runtime().config.leads.protection_days)
+        await _transition(lead, LeadStatus.PROTECTED, protected_until=until, reviewed_by_id=actor.user_id)
+        await record(actor, "lead.approve", "lead", lead.id, after={"protected_until": until})
+        await emit("lead.approved", lead_id=lead.id, actor_id=actor.user_id)
+        lead = await Lead.get(id=lead.id)
+    return LeadOut.of(lead)
+
+
+async def reject_lead(actor: Actor, lead_id: int, reason: str) -> LeadOut:
+    async with in_transaction():
+        lead = await _pending(actor, lead_id)
+        await _transition(lead, LeadStatus.REJECTED, reject_reason=reason, reviewed_by_id=actor.user_id)
+        await record(actor, "lead.reject", "lead", lead.id, after={"reason": reason})
+        await emit("lead.rejected", lead_id=lead.id, actor_id=actor.user_id)
+        lead = await Lead.get(id=lead.id)
+    return LeadOut.of(lead)
+
+
+async def _pending(actor: Actor, lead_id: int) -> Lead:
+    lead = await _visible(actor).get_or_none(id=lead_id)
+    if lead is None:
+        raise NotFound("lead not found")
+    if lead.status != LeadStatus.PENDING_REVIEW:
+        raise InvalidState(f"lead is {lead.status}, only pending_review leads can be reviewed")
+    return lead
+
+
+async def _transition(lead: Lead, to: LeadStatus, **fields: object) -> None:
+    """Conditional update from pending_review: of two concurrent reviews, one wins."""
+    changed = await Lead.filter(id=lead.id, status=LeadStatus.PENDING_REVIEW).update(status=to, **fields)
+    if changed != 1:
+        raise InvalidState("lead was reviewed meanwhile")
+
+
+async def expire_leads() -> dict[str, int]:
+    """The lead_expiry job: protected leads past protected_until become expired (lead.expired)."""
+    at = now()
+    ids = await Lead.filter(status=LeadStatus.PROTECTED, protected_until__lte=at).values_list("id", flat=True)
+    expired = 0
+    for lead_id in ids:
+        async with in_transaction():
+            changed = await Lead.filter(
+                id=lead_id, status=LeadStatus.PROTECTED, protected_until__lte=at
+            ).update(status=LeadStatus.EXPIRED)
+            if changed:
+                expired += 1
+                await record(None, "lead.expire", "lead", lead_id, after={"status": "expired"})
+                await emit("lead.expired", lead_id=lead_id, actor_id=0)
+    return {"expired": expired, "checked": len(ids)}

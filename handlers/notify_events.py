@@ -1,0 +1,166 @@
+"""Domain events -> notifications (imported lazily by handlers.events on the first emit).
+
+Subscribers run inside the emitter's transaction: the outbox rows commit or roll back with
+the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted event harmless.
+
+- order.placed (awaiting review) -> the region's managers; order.approved / rejected /
+  shipped / received / completed / cancelled -> the distributor's users (not the actor);
+  order.returned -> the region's managers.
+- lead.registered awaiting arbitration -> the region's managers; lead.approved / rejected /
+  expired -> the lead's owner (not the actor).
+- statement.ready -> the beneficiary (or the distributor's users); statement.disputed -> the
+  managers of the region.
+"""
+
+from __future__ import annotations
+
+from core.money import money
+from handlers.events import Event, subscribe
+from handlers.notify import RecipientBook, distributor_users, managers_of_region, notify
+from models.base import LeadStatus, OrderStatus, StatementKind
+from models.commission import Statement
+from models.distributor import Distributor
+from models.lead import Lead
+from models.order import Order
+from models.user import SalesAssignment
+
+ORDER_WORDS = {
+    "order.placed": "待审核",
+    "order.approved": "已审核",
+    "order.rejected": "已驳回",
+    "order.shipped": "已发货",
+    "order.received": "已收货",
+    "order.completed": "已完成",
+    "order.cancelled": "已取消",
+    "order.returned": "申请退货",
+}
+
+
+async def _send(
+    user_ids: list[int], actor_id: int, *, kind: str, title: str, body: str, key: str, payload: dict
+) -> None:
+    targets = [u for u in sorted(set(user_ids)) if u != actor_id]
+    if not targets:
+        return
+    book = await RecipientBook.load(targets)
+    for uid in targets:
+        await notify(
+            recipient_id=uid,
+            kind=kind,
+            title=title,
+            body=body,
+            payload=payload,
+            dedupe_key=f"{key}:{uid}",
+            book=book,
+        )
+
+
+@subscribe(*ORDER_WORDS)
+async def on_order_event(event: Event) -> None:
+    order = await Order.get_or_none(id=int(event.payload["order_id"])).select_related("distributor")
+    if order is None:
+        return
+    dist: Distributor = order.distributor
+    actor_id = int(event.payload.get("actor_id") or 0)
+    word = ORDER_WORDS[event.name]
+    status = event.name.split(".", 1)[1]
+    title = f"订单 {order.number} {word}"
+    body = f"{dist.name} 订单 {order.number}，金额 ¥{money(order.total_amount)}，状态：{word}"
+    payload = {"order_id": order.id, "number": order.number, "page": f"pages/orders/detail?id={order.id}"}
+    key = f"order:{order.id}:{status}"
+    if event.name == "order.shipped":
+        key += f":{event.payload.get('shipment_id', '')}"
+    if event.name == "order.returned":
+        key += f":{event.payload.get('return_id', '')}"
+    if event.name in ("order.placed", "order.returned"):
+        if event.name == "order.placed" and order.status != OrderStatus.PENDING_REVIEW:
+            return  # auto-approved: order.approved follows
+        recipients = await managers_of_region(dist.region)
+    else:
+        recipients = await distributor_users(dist.id)
+    await _send(recipients, actor_id, kind="order_status", title=title, body=body, key=key, payload=payload)
+
+
+@subscribe("lead.registered", "lead.approved", "lead.rejected", "lead.expired")
+async def on_lead_event(event: Event) -> None:
+    lead = await Lead.get_or_none(id=int(event.payload["lead_id"])).select_related("distributor")
+    if lead is None:
+        return
+    actor_id = int(event.payload.get("actor_id") or 0)
+    payload = {"lead_id": lead.id, "page": f"pages/leads/detail?id={lead.id}"}
+    if event.name == "lead.registered":
+        if lead.status != LeadStatus.PENDING_REVIEW:
+            return
+        region = lead.region or (lead.distributor.region if lead.distributor else None)
+        await _send(
+            await managers_of_region(region),
+            actor_id,
+            kind="lead",
+            title=f"报备待审核：{lead.customer_name}",
+            body=f"客户 {lead.customer_name} 的报备与已有报备冲突，请审核",
+            key=f"lead:{lead.id}:review",
+            payload=payload,
+        )
+        return
+    status = event.name.split(".", 1)[1]
+    words = {"approved": "已通过", "rejected": "未通过", "expired": "保护期已到期"}
+    reason = f"（{lead.reject_reason}）" if status == "rejected" and lead.reject_reason else ""
+    await _send(
+        [lead.owner_id],  # type: ignore[attr-defined]
+        actor_id,
+        kind="lead",
+        title=f"报备{words[status]}：{lead.customer_name}",
+        body=f"客户 {lead.customer_name} 的报备{words[status]}{reason}",
+        key=f"lead:{lead.id}:{status}",
+        payload=payload,
+    )
+
+
+async def _statement_region_managers(st: Statement) -> list[int]:
+    if st.distributor_id:  # type: ignore[attr-defined]
+        dist = await Distributor.get(id=st.distributor_id)  # type: ignore[attr-defined]
+        return await managers_of_region(dist.region)
+    uid = st.beneficiary_id  # type: ignore[attr-defined]
+    dids = set(await SalesAssignment.filter(user_id=uid).values_list("distributor_id", flat=True))
+    dids |= set(await Distributor.filter(sales_rep_id=uid).values_list("id", flat=True))
+    regions = (
+        set(await Distributor.filter(id__in=list(dids)).values_list("region", flat=True)) if dids else set()
+    )
+    out: set[int] = set()
+    for region in regions:
+        out.update(await managers_of_region(region))
+    return sorted(out)
+
+
+@subscribe("statement.ready", "statement.disputed")
+async def on_statement_event(event: Event) -> None:
+    st = await Statement.get_or_none(id=int(event.payload["statement_id"]))
+    if st is None:
+        return
+    actor_id = int(event.payload.get("actor_id") or 0)
+    what = "佣金对账单" if st.kind == StatementKind.COMMISSION else "对账单"
+    payload = {"statement_id": st.id, "period": st.period, "page": f"pages/statements/detail?id={st.id}"}
+    if event.name == "statement.ready":
+        if st.beneficiary_id:  # type: ignore[attr-defined]
+            recipients = [st.beneficiary_id]  # type: ignore[attr-defined]
+        else:
+            recipients = await distributor_users(st.distributor_id)  # type: ignore[attr-defined]
+        await _send(
+            recipients,
+            actor_id,
+            kind="statement",
+            title=f"{st.period} {what}已出",
+            body=f"{st.period} {what}合计 ¥{money(st.total)}，请确认或提出异议",
+            key=f"statement:{st.id}:ready:{money(st.total)}",
+            payload=payload,
+        )
+        return
+    await _send(
+        await _statement_region_managers(st),
+        actor_id,
+        kind="statement",
+        title=f"{st.period} {what}有异议",
+        body=f"{st.period} {what}（¥{money(st.total)}）被提出异议：{st.dispute_reason or ''}",
+        key=f"statement:{st.id}:disputed:{st.updated_at.isoformat()}",
+        payload=payload,
+    )

@@ -1,0 +1,86 @@
+"""Fuzzy product matching: name, pinyin, initials, SKU code; numbers match exactly."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from handlers.demo import CATALOGUE
+from handlers.product_match import CatalogItem, match_products, rank
+from handlers.text import pinyin_of
+from models.base import ProductStatus
+from tests.factories import make_product
+
+
+def demo_catalogue() -> list[CatalogItem]:
+    items: list[CatalogItem] = []
+    for category, prefix, unit, _price, pattern, specs in CATALOGUE:
+        for i, spec in enumerate(specs, 1):
+            name = pattern.format(s=spec)
+            full, initials = pinyin_of(name)
+            items.append(
+                CatalogItem(len(items) + 1, f"{prefix}-{i:03d}", name, full, initials, category, unit)
+            )
+    return items
+
+
+CAT = demo_catalogue()
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("螺纹钢Φ12", "螺纹钢 HRB400E Φ12"),
+        ("螺纹钢 12", "螺纹钢 HRB400E Φ12"),
+        ("螺纹钢φ12", "螺纹钢 HRB400E Φ12"),
+        ("ＬＷＧ－００２", "螺纹钢 HRB400E Φ12"),  # full-width SKU
+        ("lwg-002", "螺纹钢 HRB400E Φ12"),
+        ("luowengang12", "螺纹钢 HRB400E Φ12"),  # pinyin
+        ("lwg12", "螺纹钢 HRB400E Φ12"),  # initials
+        ("罗纹钢12", "螺纹钢 HRB400E Φ12"),  # homophone typo
+        ("盘螺8", "盘螺 HRB400E Φ8"),
+        ("工字钢16#", "热轧工字钢 Q235B 16#"),
+        ("镀锌管DN50", "热镀锌钢管 DN50"),
+        ("PPR管 25", "PPR冷热水管 25×3.5 4米"),
+        ("水泥 散装", "海螺水泥 P.O 42.5 散装"),  # words typed apart, each in the name
+        ("石膏板 防水 12", "纸面石膏板 12mm 防水"),
+    ],
+)
+def test_one_product_is_clearly_meant(query: str, name: str) -> None:
+    result = rank(query, CAT)
+    assert result.best is not None and result.best.name == name, result
+
+
+@pytest.mark.parametrize(("query", "count"), [("螺纹钢", 10), ("水泥", 4), ("石膏板", 5), ("水泥 42.5", 2)])
+def test_a_family_is_a_list_to_pick_from(query: str, count: int) -> None:
+    result = rank(query, CAT, limit=5)
+    assert result.best is None and result.ambiguous
+    assert result.total >= count and len(result.hits) == min(5, result.total)
+
+
+@pytest.mark.parametrize("query", ["螺纹钢Φ120", "xx", "", "   ", "天气"])
+def test_no_match(query: str) -> None:
+    result = rank(query, CAT)
+    assert result.best is None and result.hits == []
+
+
+def test_numbers_never_match_loosely() -> None:
+    """Φ12 is not Φ120 and not Φ22: every typed number must be one of the product's."""
+    for hit in rank("螺纹钢 22", CAT).hits:
+        assert "22" in hit.name.split("Φ")[-1]
+
+
+@given(st.sampled_from(CAT))
+def test_exact_sku_or_name_always_wins(item: CatalogItem) -> None:
+    assert rank(item.sku, CAT).best.id == item.id  # type: ignore[union-attr]
+    assert rank(item.name, CAT).best.id == item.id  # type: ignore[union-attr]
+
+
+async def test_match_products_reads_only_active_products(db) -> None:
+    on = await make_product(name="纸面石膏板 9.5mm 防潮", sku="SGB-901", category="石膏板", unit="张")
+    await make_product(
+        name="纸面石膏板 12mm 防潮", sku="SGB-902", category="石膏板", status=ProductStatus.INACTIVE
+    )
+    result = await match_products("石膏板 防潮")
+    assert result.best is not None and result.best.id == on.id
