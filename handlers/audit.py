@@ -13,24 +13,27 @@ from handlers.actor import Actor
 from models.audit import AuditLog
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Plain JSON data from what use-cases hold: Decimal as an exact string, dates ISO."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Enum):
         return value.value
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
     return value
 
 
 def snapshot(obj: Any, fields: list[str] | None = None) -> dict[str, Any]:
     """The persisted fields of a model instance as JSON-friendly data (for before/after)."""
     names = fields or list(obj._meta.db_fields)
-    return {name: _jsonable(getattr(obj, name, None)) for name in names}
+    return {name: jsonable(getattr(obj, name, None)) for name in names}
 
 
 async def record(
@@ -46,7 +49,7 @@ async def record(
         action=action,
         entity=entity,
         entity_id=str(entity_id),
-        before=_jsonable(before) if before is not None else None,
-        after=_jsonable(after) if after is not None else None,
+        before=jsonable(before) if before is not None else None,
+        after=jsonable(after) if after is not None else None,
         request_id=request_id_var.get(),
     )

@@ -12,9 +12,7 @@ import importlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum
+from datetime import datetime
 from typing import Any
 
 from core.clock import now as clock_now
@@ -23,6 +21,7 @@ from core.logging import get_logger
 from core.runtime import runtime
 from core.schema import Out
 from handlers import alerts
+from handlers.audit import jsonable
 from models.notification import JobRun
 
 log = get_logger("qudao.jobs")
@@ -105,22 +104,6 @@ class JobRunOut(Out):
     started_at: datetime
     finished_at: datetime | None
     result: Any
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    return value
 
 
 def check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
