@@ -904,7 +904,8 @@ async def complete_order(actor: Actor, order_id: int) -> OrderOut:
 
 async def complete_due_orders() -> dict[str, Any]:
     """Complete received orders whose return window (`orders.return_days`) has passed; each
-    in its own transaction, so one failure does not hold back the others."""
+    in its own transaction, so one failure does not hold back the others. Also deletes
+    idempotency records past their expiry."""
     cutoff = now() - timedelta(days=runtime().config.orders.return_days)
     ids = (
         await Order.filter(status=OrderStatus.RECEIVED, received_at__lte=cutoff)
@@ -919,7 +920,9 @@ async def complete_due_orders() -> dict[str, Any]:
                 continue
             await _transition(SYSTEM, order, OrderStatus.COMPLETED, "order.completed", completed_at=now())
             done.append(order_id)
-    return {"completed": len(done), "order_ids": done}
+    # Housekeeping rides on this daily job: keys are kept orders.idempotency_ttl_s (>= 24 h).
+    purged = await idempotency.purge_expired()
+    return {"completed": len(done), "order_ids": done, "idempotency_keys_purged": purged}
 
 
 async def return_order(actor: Actor, order_id: int, data: ReturnIn | dict) -> OrderOut:

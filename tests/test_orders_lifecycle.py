@@ -18,7 +18,7 @@ from models.audit import AuditLog
 from models.base import MovementReason, OrderStatus, PaymentTerms, PromotionKind, ReceivableKind, UserRole
 from models.distributor import Distributor
 from models.finance import ReceivableEntry
-from models.order import Order, OrderReturn
+from models.order import IdempotencyRecord, Order, OrderReturn
 from models.product import Promotion
 from models.stock import StockMovement
 from tests.factories import auth, make_distributor, token_for
@@ -287,12 +287,24 @@ async def test_complete_due_orders_after_the_return_window(client, s) -> None:
     old = await make_order(s["distributor"], product=s["product"], qty=1, status="received")
     fresh = await make_order(s["distributor"], product=s["product"], qty=1, status="received")
     await Order.filter(id=old.id).update(received_at=now() - timedelta(days=8))
+    stale = await IdempotencyRecord.create(
+        user=s["user"], key="old-key", request_hash="h", expires_at=now() - timedelta(seconds=1)
+    )
+    live = await IdempotencyRecord.create(
+        user=s["user"], key="live-key", request_hash="h", expires_at=now() + timedelta(hours=1)
+    )
     result = await ordering.complete_due_orders()
-    assert result == {"completed": 1, "order_ids": [old.id]}
+    assert result == {"completed": 1, "order_ids": [old.id], "idempotency_keys_purged": 1}
+    assert not await IdempotencyRecord.exists(id=stale.id)
+    assert await IdempotencyRecord.exists(id=live.id)
     assert (await Order.get(id=old.id)).status == OrderStatus.COMPLETED
     assert (await Order.get(id=fresh.id)).status == OrderStatus.RECEIVED
     assert await AuditLog.filter(action="order.completed", entity_id=str(old.id), actor_id=None).exists()
-    assert await ordering.complete_due_orders() == {"completed": 0, "order_ids": []}
+    assert await ordering.complete_due_orders() == {
+        "completed": 0,
+        "order_ids": [],
+        "idempotency_keys_purged": 0,
+    }
 
 
 async def test_roles_and_scope_on_transitions(client, s) -> None:
