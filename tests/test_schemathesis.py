@@ -129,17 +129,22 @@ async def test_schemathesis_finds_no_5xx_and_no_schema_violations(client, tmp_pa
         "--warnings",
         "off",
     ]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "schemathesis.cli",
-        *args,
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), BUDGET_S + 20)
-    text = out.decode(errors="replace")
+    for _attempt in range(2):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            *args,
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), BUDGET_S + 20)
+        text = out.decode(errors="replace")
+        # CPython 3.11.7's ast bug (gh-106905, fixed in 3.11.8) can crash schemathesis itself
+        # while it compiles a generated pattern; that is the tool failing, not our API: rerun.
+        if "AST constructor recursion depth mismatch" not in text:
+            break
     failures = [line.strip("_ ") for line in text.splitlines() if line.startswith("___")]
     assert proc.returncode == 0, "schemathesis failures in: " + ", ".join(failures) + "\n" + text[-8000:]
