@@ -34,6 +34,7 @@ def instance_id(config: Config) -> str:
 def create_app(config: Config, *, scheduler: bool | None = None) -> web.Application:
     """Build the app. `scheduler` overrides `[scheduler] enabled` (tests keep it off)."""
     from bot.app import create_bot_app
+    from handlers.auth import authenticate_token
     from miniapp_api.app import create_api_app, docs_page
     from miniapp_api.framework import AUTHENTICATOR
 
@@ -44,7 +45,7 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     app[CONFIG] = config
     app[METRICS] = AppMetrics()
     app[EXTRAS] = {"scheduler": config.scheduler.enabled if scheduler is None else scheduler}
-    app[AUTHENTICATOR] = _authenticator()
+    app[AUTHENTICATOR] = authenticate_token
     app.cleanup_ctx.extend([_database, _kv, _http, _runtime])
     app.cleanup_ctx.extend([_notifier, _scheduler])  # pushes + scheduled jobs (issue 7)
 
@@ -55,12 +56,6 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     app.add_subapp("/api/v1", create_api_app())
     app.add_subapp("/bot", create_bot_app())
     return app
-
-
-def _authenticator():  # type: ignore[no-untyped-def]
-    from handlers.auth import authenticate_token
-
-    return authenticate_token
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -122,11 +122,7 @@ def _load_command_modules() -> None:
     import importlib
 
     for module in COMMAND_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,15 +59,10 @@ def subscribe(*names: str) -> Callable[[Subscriber], Subscriber]:
 
 def _load() -> None:
     global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in SUBSCRIBER_MODULES:
-        try:
+    if not _loaded:
+        _loaded = True
+        for module in SUBSCRIBER_MODULES:
             importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a real import error inside the module
-                raise
 
 
 async def emit(name: str, **payload: Any) -> None:
