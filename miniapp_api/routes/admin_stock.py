@@ -17,12 +17,12 @@ STAFF = {"admin", "manager"}
 
 
 class StockAdminQuery(PageQuery):
-    warehouse_id: int | None = Field(None, ge=1)
+    warehouse_id: int | None = Field(None, ge=1, le=2**31 - 1)
     sku: str | None = Field(None, max_length=64)
 
 
 class PaymentsQuery(PageQuery):
-    distributor_id: int | None = Field(None, ge=1)
+    distributor_id: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 @api.route(

@@ -15,11 +15,15 @@ api = Api()
 class ProductsQuery(PageQuery):
     q: str | None = Field(None, max_length=100)
     category: str | None = Field(None, max_length=64)
-    distributor_id: int | None = Field(None, ge=1, description="price for this distributor (in scope)")
+    distributor_id: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="price for this distributor (in scope)"
+    )
 
 
 class ProductPriceQuery(Query):
-    distributor_id: int | None = Field(None, ge=1, description="price for this distributor (in scope)")
+    distributor_id: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="price for this distributor (in scope)"
+    )
 
 
 @api.route("GET", "/products", query=ProductsQuery, response=Page[ProductOut], tags=("catalog",))

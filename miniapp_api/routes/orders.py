@@ -23,7 +23,7 @@ class Empty(In):
 
 class OrdersQuery(PageQuery):
     status: str | None = Field(None, max_length=24)
-    distributor_id: int | None = Field(None, ge=1)
+    distributor_id: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 def _id(ctx: Ctx) -> int:

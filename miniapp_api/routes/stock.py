@@ -14,7 +14,7 @@ api = Api()
 
 class StockQuery(PageQuery):
     sku: str | None = Field(None, max_length=64)
-    warehouse_id: int | None = Field(None, ge=1)
+    warehouse_id: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 @api.route("GET", "/stock", query=StockQuery, response=Page[StockRow], tags=("stock",))
