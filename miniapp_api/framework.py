@@ -33,6 +33,11 @@ class Ctx:
     params: dict[str, str]
 
     @property
+    def id(self) -> int:
+        """The numeric `{id:\\d+}` path parameter (the router already checked it)."""
+        return int(self.params["id"])
+
+    @property
     def me(self) -> Actor:
         assert self.actor is not None  # routes with auth=False never read .me
         return self.actor

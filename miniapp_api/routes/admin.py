@@ -46,10 +46,6 @@ async def listing(ctx: Ctx, fn: Lister, name: str) -> Page[Any] | web.Response:
     return await fn(ctx.me, query)
 
 
-def _id(ctx: Ctx) -> int:
-    return int(ctx.params["id"])
-
-
 # --- distributors ---------------------------------------------------------------------------------
 T_DIST = ("admin: distributors",)
 
@@ -86,7 +82,7 @@ async def list_distributors(ctx: Ctx) -> Page[DistributorOut] | web.Response:
 )
 async def get_distributor(ctx: Ctx) -> DistributorOut:
     """One distributor."""
-    return await distributors.get_distributor(ctx.me, _id(ctx))
+    return await distributors.get_distributor(ctx.me, ctx.id)
 
 
 @api.route(
@@ -100,7 +96,7 @@ async def get_distributor(ctx: Ctx) -> DistributorOut:
 )
 async def update_distributor(ctx: Ctx) -> DistributorOut:
     """Change a distributor's details (not its level or status)."""
-    return await distributors.update_distributor(ctx.me, _id(ctx), ctx.body)
+    return await distributors.update_distributor(ctx.me, ctx.id, ctx.body)
 
 
 @api.route(
@@ -114,7 +110,7 @@ async def update_distributor(ctx: Ctx) -> DistributorOut:
 )
 async def activate_distributor(ctx: Ctx) -> DistributorOut:
     """applying/suspended -> active."""
-    return await distributors.activate_distributor(ctx.me, _id(ctx))
+    return await distributors.activate_distributor(ctx.me, ctx.id)
 
 
 @api.route(
@@ -128,7 +124,7 @@ async def activate_distributor(ctx: Ctx) -> DistributorOut:
 )
 async def suspend_distributor(ctx: Ctx) -> DistributorOut:
     """-> suspended; every session of its users ends at once."""
-    return await distributors.suspend_distributor(ctx.me, _id(ctx))
+    return await distributors.suspend_distributor(ctx.me, ctx.id)
 
 
 # --- users -----------------------------------------------------------------------------------------
@@ -150,7 +146,7 @@ async def list_users(ctx: Ctx) -> Page[UserOut] | web.Response:
 @api.route("GET", f"/admin/users/{ID}", response=UserOut, roles=STAFF, scope="object", tags=T_USER)
 async def get_user(ctx: Ctx) -> UserOut:
     """One user."""
-    return await users.get_user(ctx.me, _id(ctx))
+    return await users.get_user(ctx.me, ctx.id)
 
 
 @api.route(
@@ -158,7 +154,7 @@ async def get_user(ctx: Ctx) -> UserOut:
 )
 async def update_user(ctx: Ctx) -> UserOut:
     """Change a user (a new password ends its sessions; new assignments apply at once)."""
-    return await users.update_user(ctx.me, _id(ctx), ctx.body)
+    return await users.update_user(ctx.me, ctx.id, ctx.body)
 
 
 @api.route(
@@ -172,7 +168,7 @@ async def update_user(ctx: Ctx) -> UserOut:
 )
 async def suspend_user(ctx: Ctx) -> UserOut:
     """Suspend a user; its sessions end at once."""
-    return await users.suspend_user(ctx.me, _id(ctx))
+    return await users.suspend_user(ctx.me, ctx.id)
 
 
 @api.route(
@@ -186,7 +182,7 @@ async def suspend_user(ctx: Ctx) -> UserOut:
 )
 async def activate_user(ctx: Ctx) -> UserOut:
     """Re-activate a suspended user (and clear a login lock-out)."""
-    return await users.activate_user(ctx.me, _id(ctx))
+    return await users.activate_user(ctx.me, ctx.id)
 
 
 @api.route(
@@ -201,7 +197,7 @@ async def activate_user(ctx: Ctx) -> UserOut:
 )
 async def create_invite_code(ctx: Ctx) -> InviteCodeOut:
     """A one-time code to bind a WeChat/WeCom/DingTalk account to this user."""
-    return await users.create_invite_code(ctx.me, _id(ctx))
+    return await users.create_invite_code(ctx.me, ctx.id)
 
 
 # --- warehouses ------------------------------------------------------------------------------------
@@ -227,7 +223,7 @@ async def list_warehouses(ctx: Ctx) -> Page[WarehouseOut] | web.Response:
 @api.route("GET", f"/admin/warehouses/{ID}", response=WarehouseOut, roles=STAFF, scope="object", tags=T_WH)
 async def get_warehouse(ctx: Ctx) -> WarehouseOut:
     """One warehouse."""
-    return await warehouses.get_warehouse(ctx.me, _id(ctx))
+    return await warehouses.get_warehouse(ctx.me, ctx.id)
 
 
 @api.route(
@@ -241,7 +237,7 @@ async def get_warehouse(ctx: Ctx) -> WarehouseOut:
 )
 async def update_warehouse(ctx: Ctx) -> WarehouseOut:
     """Rename or (de)activate a warehouse."""
-    return await warehouses.update_warehouse(ctx.me, _id(ctx), ctx.body)
+    return await warehouses.update_warehouse(ctx.me, ctx.id, ctx.body)
 
 
 # --- contracts -------------------------------------------------------------------------------------
@@ -275,7 +271,7 @@ async def list_contracts(ctx: Ctx) -> Page[AdminContractOut] | web.Response:
 )
 async def get_contract(ctx: Ctx) -> AdminContractOut:
     """One contract."""
-    return await contracts.get_contract(ctx.me, _id(ctx))
+    return await contracts.get_contract(ctx.me, ctx.id)
 
 
 @api.route(
@@ -289,7 +285,7 @@ async def get_contract(ctx: Ctx) -> AdminContractOut:
 )
 async def update_contract(ctx: Ctx) -> AdminContractOut:
     """Change dates (renewal), target, policy or draft/active."""
-    return await contracts.update_contract(ctx.me, _id(ctx), ctx.body)
+    return await contracts.update_contract(ctx.me, ctx.id, ctx.body)
 
 
 @api.route(
@@ -303,7 +299,7 @@ async def update_contract(ctx: Ctx) -> AdminContractOut:
 )
 async def terminate_contract(ctx: Ctx) -> AdminContractOut:
     """End a contract early."""
-    return await contracts.terminate_contract(ctx.me, _id(ctx))
+    return await contracts.terminate_contract(ctx.me, ctx.id)
 
 
 # --- imports ---------------------------------------------------------------------------------------

@@ -31,10 +31,6 @@ T_PRICE = ("admin: price lists",)
 T_PROMO = ("admin: promotions",)
 
 
-def _id(ctx: Ctx) -> int:
-    return int(ctx.params["id"])
-
-
 @api.route(
     "POST", "/admin/products", body=ProductIn, response=AdminProductOut, status=201, roles=ADMIN, tags=T_PROD
 )
@@ -54,7 +50,7 @@ async def list_products(ctx: Ctx) -> Page[AdminProductOut] | web.Response:
 @api.route("GET", f"/admin/products/{ID}", response=AdminProductOut, roles=STAFF, scope="object", tags=T_PROD)
 async def get_product(ctx: Ctx) -> AdminProductOut:
     """One product."""
-    return await catalog.get_product(ctx.me, _id(ctx))
+    return await catalog.get_product(ctx.me, ctx.id)
 
 
 @api.route(
@@ -68,7 +64,7 @@ async def get_product(ctx: Ctx) -> AdminProductOut:
 )
 async def update_product(ctx: Ctx) -> AdminProductOut:
     """Change a product (SKU fixed); status inactive hides it from ordering."""
-    return await catalog.update_product(ctx.me, _id(ctx), ctx.body)
+    return await catalog.update_product(ctx.me, ctx.id, ctx.body)
 
 
 @api.route(
@@ -98,7 +94,7 @@ async def list_price_lists(ctx: Ctx) -> Page[PriceListOut] | web.Response:
 )
 async def get_price_list(ctx: Ctx) -> PriceListOut:
     """One price list with its items."""
-    return await catalog.get_price_list(ctx.me, _id(ctx))
+    return await catalog.get_price_list(ctx.me, ctx.id)
 
 
 @api.route(
@@ -112,7 +108,7 @@ async def get_price_list(ctx: Ctx) -> PriceListOut:
 )
 async def update_price_list(ctx: Ctx) -> PriceListOut:
     """Rename, end (valid_to), re-prioritise, or replace all items."""
-    return await catalog.update_price_list(ctx.me, _id(ctx), ctx.body)
+    return await catalog.update_price_list(ctx.me, ctx.id, ctx.body)
 
 
 @api.route(
@@ -140,7 +136,7 @@ async def list_promotions(ctx: Ctx) -> Page[PromotionOut] | web.Response:
 @api.route("GET", f"/admin/promotions/{ID}", response=PromotionOut, roles=STAFF, scope="object", tags=T_PROMO)
 async def get_promotion(ctx: Ctx) -> PromotionOut:
     """One promotion."""
-    return await catalog.get_promotion(ctx.me, _id(ctx))
+    return await catalog.get_promotion(ctx.me, ctx.id)
 
 
 @api.route(
@@ -154,4 +150,4 @@ async def get_promotion(ctx: Ctx) -> PromotionOut:
 )
 async def update_promotion(ctx: Ctx) -> PromotionOut:
     """Rename, change the rate/N/M, end it (valid_to) or switch it off (active)."""
-    return await catalog.update_promotion(ctx.me, _id(ctx), ctx.body)
+    return await catalog.update_promotion(ctx.me, ctx.id, ctx.body)

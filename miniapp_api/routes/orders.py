@@ -26,10 +26,6 @@ class OrdersQuery(PageQuery):
     distributor_id: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
-def _id(ctx: Ctx) -> int:
-    return int(ctx.params["id"])
-
-
 @api.route(
     "POST",
     "/orders",
@@ -64,7 +60,7 @@ async def list_orders(ctx: Ctx) -> Page[OrderOut]:
 @api.route("GET", r"/orders/{id:\d+}", response=OrderOut, scope="object", tags=("orders",))
 async def get_order(ctx: Ctx) -> OrderOut:
     """One order with its lines, shipments and returns."""
-    return await ordering.get_order(ctx.me, _id(ctx))
+    return await ordering.get_order(ctx.me, ctx.id)
 
 
 @api.route(
@@ -78,7 +74,7 @@ async def get_order(ctx: Ctx) -> OrderOut:
 )
 async def approve(ctx: Ctx) -> OrderOut:
     """Approve a pending order."""
-    return await ordering.approve_order(ctx.me, _id(ctx))
+    return await ordering.approve_order(ctx.me, ctx.id)
 
 
 @api.route(
@@ -92,7 +88,7 @@ async def approve(ctx: Ctx) -> OrderOut:
 )
 async def reject(ctx: Ctx) -> OrderOut:
     """Reject a pending order (its reservations are released)."""
-    return await ordering.reject_order(ctx.me, _id(ctx), ctx.body.reason)
+    return await ordering.reject_order(ctx.me, ctx.id, ctx.body.reason)
 
 
 @api.route(
@@ -106,7 +102,7 @@ async def reject(ctx: Ctx) -> OrderOut:
 )
 async def cancel(ctx: Ctx) -> OrderOut:
     """Cancel an order before anything has shipped (its reservations are released)."""
-    return await ordering.cancel_order(ctx.me, _id(ctx), ctx.body.reason)
+    return await ordering.cancel_order(ctx.me, ctx.id, ctx.body.reason)
 
 
 @api.route(
@@ -121,7 +117,7 @@ async def cancel(ctx: Ctx) -> OrderOut:
 )
 async def ship(ctx: Ctx) -> OrderOut:
     """Ship some or all remaining units of an approved order (partial shipments allowed)."""
-    return await ordering.ship_order(ctx.me, _id(ctx), ctx.body)
+    return await ordering.ship_order(ctx.me, ctx.id, ctx.body)
 
 
 @api.route(
@@ -135,7 +131,7 @@ async def ship(ctx: Ctx) -> OrderOut:
 )
 async def receive(ctx: Ctx) -> OrderOut:
     """Confirm a fully shipped order has arrived."""
-    return await ordering.receive_order(ctx.me, _id(ctx))
+    return await ordering.receive_order(ctx.me, ctx.id)
 
 
 @api.route(
@@ -149,7 +145,7 @@ async def receive(ctx: Ctx) -> OrderOut:
 )
 async def complete(ctx: Ctx) -> OrderOut:
     """Complete a received order now (otherwise the order_completion job does after return_days)."""
-    return await ordering.complete_order(ctx.me, _id(ctx))
+    return await ordering.complete_order(ctx.me, ctx.id)
 
 
 @api.route(
@@ -164,4 +160,4 @@ async def complete(ctx: Ctx) -> OrderOut:
 )
 async def return_goods(ctx: Ctx) -> OrderOut:
     """After-sales return on a received or completed order (bounded by what shipped)."""
-    return await ordering.return_order(ctx.me, _id(ctx), ctx.body)
+    return await ordering.return_order(ctx.me, ctx.id, ctx.body)
