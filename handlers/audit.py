@@ -10,6 +10,7 @@ from typing import Any
 
 from core.request_context import request_id_var
 from handlers.actor import Actor
+from handlers.sql import insert
 from models.audit import AuditLog
 
 
@@ -44,12 +45,16 @@ async def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    await AuditLog.create(
-        actor_id=actor.user_id if actor is not None and actor.user_id else None,
-        action=action,
-        entity=entity,
-        entity_id=str(entity_id),
-        before=jsonable(before) if before is not None else None,
-        after=jsonable(after) if after is not None else None,
-        request_id=request_id_var.get(),
+    await insert(  # raw: every order admission and transition writes one (handlers.sql)
+        AuditLog,
+        {
+            "actor_id": actor.user_id if actor is not None and actor.user_id else None,
+            "action": action,
+            "entity": entity,
+            "entity_id": str(entity_id),
+            "before": jsonable(before) if before is not None else None,
+            "after": jsonable(after) if after is not None else None,
+            "request_id": request_id_var.get(),
+        },
+        returning=None,
     )

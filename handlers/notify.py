@@ -29,6 +29,7 @@ from core.errors import NotFound, ValidationError
 from core.runtime import runtime
 from core.schema import Out, Page
 from handlers.actor import Actor
+from handlers.sql import insert_models, json_value, params
 from models.base import IdentityChannel, NotificationChannel, NotificationStatus, UserRole, UserStatus
 from models.notification import Notification, SubscriptionGrant
 from models.user import Identity, User
@@ -102,19 +103,21 @@ class RecipientBook:
     async def load(cls, user_ids: Iterable[int]) -> RecipientBook:
         ids = sorted(set(user_ids))
         book = cls()
-        for chunk in _chunks(ids, 500):
-            rows = (
-                await Identity.filter(user_id__in=chunk)
-                .order_by("id")
-                .values_list("user_id", "channel", "account_id")
+        for chunk in _chunks(ids, 500):  # raw: runs inside every order event (handlers.sql)
+            p = params(Identity)
+            sql = (
+                "SELECT user_id, channel, account_id FROM user_identity"
+                f" WHERE {p.any_int('user_id', chunk)} ORDER BY id"
             )
-            for uid, channel, account in rows:
-                book.accounts.setdefault((uid, str(channel)), account)
-            grants = await SubscriptionGrant.filter(user_id__in=chunk, remaining__gt=0).values_list(
-                "user_id", "template_id", "remaining"
+            for r in await p.fetch(sql):
+                book.accounts.setdefault((r["user_id"], str(r["channel"])), r["account_id"])
+            p = params(SubscriptionGrant)
+            sql = (
+                "SELECT user_id, template_id, remaining FROM subscription_grant"
+                f" WHERE {p.any_int('user_id', chunk)} AND remaining > 0"
             )
-            for uid, tid, remaining in grants:
-                book.grants[(uid, tid)] = remaining
+            for r in await p.fetch(sql):
+                book.grants[(r["user_id"], r["template_id"])] = r["remaining"]
         return book
 
     def account(self, user_id: int, channel: Channel) -> str | None:
@@ -263,14 +266,9 @@ async def existing_keys(keys: Iterable[str]) -> set[str]:
 
 
 async def insert_rows(rows: list[Notification]) -> int:
-    """Bulk insert-or-ignore (jobs): rows whose dedupe key exists are skipped by the database."""
-    if not rows:
-        return 0
-    before = await existing_keys(r.dedupe_key for r in rows)
-    fresh = [r for r in rows if r.dedupe_key not in before]
-    for chunk in _chunks(fresh, 500):
-        await Notification.bulk_create(chunk, ignore_conflicts=True)
-    return len(fresh)
+    """Insert-or-ignore in one statement per 500 rows: rows whose dedupe key is taken (or
+    repeated in `rows`) are skipped by the database. Returns how many were written."""
+    return len(await insert_models(rows, returning="id", ignore_conflict_on="dedupe_key"))
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -282,8 +280,12 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
 
 
 async def active_managers() -> list[tuple[int, frozenset[str]]]:
-    rows = await User.filter(role=UserRole.MANAGER, status=UserStatus.ACTIVE).values_list("id", "regions")
-    return [(uid, frozenset(regions or [])) for uid, regions in rows]
+    p = params(User)
+    sql = (
+        f"SELECT id, regions FROM app_user WHERE role = {p(UserRole.MANAGER.value)}"
+        f" AND status = {p(UserStatus.ACTIVE.value)}"
+    )
+    return [(r["id"], frozenset(json_value(r["regions"]) or [])) for r in await p.fetch(sql)]
 
 
 async def managers_of_region(region: str | None) -> list[int]:
@@ -291,10 +293,12 @@ async def managers_of_region(region: str | None) -> list[int]:
 
 
 async def distributor_users(distributor_id: int) -> list[int]:
-    ids = await User.filter(
-        distributor_id=distributor_id, role=UserRole.DISTRIBUTOR, status=UserStatus.ACTIVE
-    ).values_list("id", flat=True)
-    return sorted(ids)
+    p = params(User)
+    sql = (
+        f"SELECT id FROM app_user WHERE distributor_id = {p(distributor_id)}"
+        f" AND role = {p(UserRole.DISTRIBUTOR.value)} AND status = {p(UserStatus.ACTIVE.value)} ORDER BY id"
+    )
+    return [r["id"] for r in await p.fetch(sql)]
 
 
 # --- inbox --------------------------------------------------------------------------------------

@@ -14,9 +14,11 @@ the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted ev
 
 from __future__ import annotations
 
+from core.clock import now
 from core.money import money
 from handlers.events import Event, subscribe
-from handlers.notify import RecipientBook, distributor_users, managers_of_region, notify
+from handlers.notify import RecipientBook, build_row, distributor_users, insert_rows, managers_of_region
+from handlers.sql import params
 from models.base import LeadStatus, OrderStatus, StatementKind
 from models.commission import Statement
 from models.distributor import Distributor
@@ -39,45 +41,63 @@ ORDER_WORDS = {
 async def _send(
     user_ids: list[int], actor_id: int, *, kind: str, title: str, body: str, key: str, payload: dict
 ) -> None:
+    """One outbox row per recipient (not the actor), written insert-or-ignore in one statement."""
     targets = [u for u in sorted(set(user_ids)) if u != actor_id]
     if not targets:
         return
     book = await RecipientBook.load(targets)
-    for uid in targets:
-        await notify(
+    at = now()
+    rows = [
+        build_row(
             recipient_id=uid,
+            recipient_ref=None,
             kind=kind,
             title=title,
             body=body,
             payload=payload,
             dedupe_key=f"{key}:{uid}",
-            book=book,
+            urgent=False,
+            channel=book.choose(uid, kind),
+            at=at,
         )
+        for uid in targets
+    ]
+    await insert_rows(rows)
+
+
+# Raw: runs inside every order admission and transition (handlers.sql).
+_ORDER_SQL = (
+    "SELECT o.id AS id, o.number AS number, o.status AS status, o.total_amount AS total_amount,"
+    " d.id AS distributor_id, d.name AS distributor_name, d.region AS region"
+    " FROM sales_order o JOIN distributor d ON d.id = o.distributor_id WHERE o.id = {id}"
+)
 
 
 @subscribe(*ORDER_WORDS)
 async def on_order_event(event: Event) -> None:
-    order = await Order.get_or_none(id=int(event.payload["order_id"])).select_related("distributor")
-    if order is None:
+    p = params(Order)
+    rows = await p.fetch(_ORDER_SQL.format(id=p(int(event.payload["order_id"]))))
+    if not rows:
         return
-    dist: Distributor = order.distributor
+    order = rows[0]
     actor_id = int(event.payload.get("actor_id") or 0)
     word = ORDER_WORDS[event.name]
     status = event.name.split(".", 1)[1]
-    title = f"订单 {order.number} {word}"
-    body = f"{dist.name} 订单 {order.number}，金额 ¥{money(order.total_amount)}，状态：{word}"
-    payload = {"order_id": order.id, "number": order.number, "page": f"pages/orders/detail?id={order.id}"}
-    key = f"order:{order.id}:{status}"
+    number = order["number"]
+    title = f"订单 {number} {word}"
+    body = f"{order['distributor_name']} 订单 {number}，金额 ¥{money(order['total_amount'])}，状态：{word}"
+    payload = {"order_id": order["id"], "number": number, "page": f"pages/orders/detail?id={order['id']}"}
+    key = f"order:{order['id']}:{status}"
     if event.name == "order.shipped":
         key += f":{event.payload.get('shipment_id', '')}"
     if event.name == "order.returned":
         key += f":{event.payload.get('return_id', '')}"
     if event.name in ("order.placed", "order.returned"):
-        if event.name == "order.placed" and order.status != OrderStatus.PENDING_REVIEW:
+        if event.name == "order.placed" and order["status"] != OrderStatus.PENDING_REVIEW:
             return  # auto-approved: order.approved follows
-        recipients = await managers_of_region(dist.region)
+        recipients = await managers_of_region(order["region"])
     else:
-        recipients = await distributor_users(dist.id)
+        recipients = await distributor_users(order["distributor_id"])
     await _send(recipients, actor_id, kind="order_status", title=title, body=body, key=key, payload=payload)
 
 

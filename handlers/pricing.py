@@ -31,7 +31,7 @@ from core.clock import today
 from core.money import money
 from handlers.actor import Actor
 from handlers.scope import require_distributor_in_scope
-from handlers.stock import SqlParams
+from handlers.sql import SqlParams
 from models.base import PromotionKind
 from models.distributor import Distributor
 from models.product import PriceListItem, Promotion

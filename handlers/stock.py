@@ -33,6 +33,7 @@ from core.errors import InsufficientStock, NotFound, ValidationError
 from core.schema import In, Out, Page
 from handlers.actor import Actor
 from handlers.audit import record, snapshot
+from handlers.sql import SqlParams, insert_models
 from models.base import MovementReason
 from models.distributor import Distributor
 from models.product import Product
@@ -110,32 +111,6 @@ STOCK_PAGE_SQL = (
     " WHERE {visible}{where}"
     ' ORDER BY s."product_id", s."warehouse_id" LIMIT {limit} OFFSET {offset}'
 )
-
-
-class SqlParams:
-    """Placeholders for raw SQL on either dialect ($n on PostgreSQL, ? on SQLite): `p(value)`
-    appends a value and returns its placeholder; `p.values` is the argument list."""
-
-    def __init__(self, dialect: str) -> None:
-        self.pg = dialect == "postgres"
-        self.values: list[object] = []
-
-    def __call__(self, value: object) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}" if self.pg else "?"
-
-    def any_int(self, column: str, values: list[int]) -> str:
-        return self._any(column, values, "int")
-
-    def any_str(self, column: str, values: list[str]) -> str:
-        return self._any(column, values, "text")
-
-    def _any(self, column: str, values: list, sql_type: str) -> str:
-        if self.pg:
-            return f"{column} = ANY({self(list(values))}::{sql_type}[])"
-        if not values:
-            return "1 = 0"
-        return f"{column} IN ({', '.join(self(v) for v in values)})"
 
 
 def _stock_sql(
@@ -308,10 +283,7 @@ async def change(
 
 
 async def save_movements(movements: list[StockMovement]) -> None:
-    if len(movements) == 1:
-        await movements[0].save()
-    elif movements:
-        await StockMovement.bulk_create(movements)
+    await insert_models(movements)
 
 
 # --- admin: adjustments and thresholds ----------------------------------------------------

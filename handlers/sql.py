@@ -1,0 +1,166 @@
+"""Raw SQL for the hot paths (order admission, stock changes, notifications), on either dialect.
+
+Building a query through the ORM costs more CPU than running it (pypika renders the SQL anew
+every time), so the statements an order admission runs are written here by hand. They go
+through the model's own connection — inside the caller's transaction when there is one — and
+through the model fields' own `to_db_value`, so what lands in the database is exactly what the
+ORM would have written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any
+
+from tortoise import timezone
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.fields import DatetimeField
+from tortoise.models import Model
+
+CHUNK = 500  # rows per multi-row INSERT (both dialects allow 32k parameters)
+
+
+class SqlParams:
+    """Placeholders for raw SQL on either dialect ($n on PostgreSQL, ? on SQLite): `p(value)`
+    appends a value and returns its placeholder; `p.values` is the argument list."""
+
+    def __init__(self, dialect: str, db: BaseDBAsyncClient | None = None) -> None:
+        self.pg = dialect == "postgres"
+        self.values: list[object] = []
+        self.db = db
+
+    def __call__(self, value: object) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}" if self.pg else "?"
+
+    def any_int(self, column: str, values: Sequence[int]) -> str:
+        return self._any(column, values, "int")
+
+    def any_str(self, column: str, values: Sequence[str]) -> str:
+        return self._any(column, values, "text")
+
+    def _any(self, column: str, values: Sequence, sql_type: str) -> str:
+        if self.pg:
+            return f"{column} = ANY({self(list(values))}::{sql_type}[])"
+        if not values:
+            return "1 = 0"
+        return f"{column} IN ({', '.join(self(v) for v in values)})"
+
+    async def fetch(self, sql: str) -> list[dict[str, Any]]:
+        """Run `sql` with the collected values on the connection `params()` bound."""
+        assert self.db is not None, "SqlParams(dialect) has no connection: use params(model)"
+        return list(await self.db.execute_query_dict(sql, self.values))
+
+
+def db_of(model: type[Model]) -> BaseDBAsyncClient:
+    """The model's connection: the current transaction's, if the caller is inside one."""
+    return model._meta.db
+
+
+def params(model: type[Model]) -> SqlParams:
+    """Placeholders bound to the model's connection (`await p.fetch(sql)`)."""
+    db = db_of(model)
+    return SqlParams(db.capabilities.dialect, db)
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column as the drivers hand it back (text on both), decoded."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+@cache
+def _plan(model: type[Model]) -> tuple[str, dict[str, str], tuple[str, ...], dict[str, Any]]:
+    """(table, field -> column, auto timestamp fields, field -> python default)."""
+    meta = model._meta
+    columns: dict[str, str] = {}
+    stamps: list[str] = []
+    defaults: dict[str, Any] = {}
+    for name in meta.fields_db_projection:
+        field = meta.fields_map[name]
+        if field.pk and field.generated:
+            continue
+        columns[name] = meta.fields_db_projection[name]
+        if isinstance(field, DatetimeField) and (field.auto_now or field.auto_now_add):
+            stamps.append(name)
+        elif field.default is not None:
+            defaults[name] = field.default
+    return meta.db_table, columns, tuple(stamps), defaults
+
+
+def _row(model: type[Model], values: dict[str, Any], at: Any) -> dict[str, Any]:
+    """The values as the ORM would write them: auto timestamps and Python defaults filled in
+    (db_default columns left to the database), each through its field's `to_db_value`."""
+    _, columns, stamps, defaults = _plan(model)
+    row = dict(values)
+    for name in stamps:
+        row.setdefault(name, at)
+    for name, default in defaults.items():
+        if name not in row:
+            row[name] = default() if callable(default) else default
+    fields_map = model._meta.fields_map
+    out: dict[str, Any] = {}
+    for name, value in row.items():
+        if name not in columns:
+            raise KeyError(f"{model.__name__} has no column for {name!r}")
+        out[name] = fields_map[name].to_db_value(value, model)
+    return out
+
+
+async def insert(
+    model: type[Model], values: dict[str, Any], *, returning: str | None = "id"
+) -> dict[str, Any] | None:
+    """INSERT one row; the RETURNING columns as a dict (None without `returning`)."""
+    rows = await insert_many(model, [values], returning=returning)
+    return rows[0] if rows else None
+
+
+async def insert_many(
+    model: type[Model],
+    rows: Iterable[dict[str, Any]],
+    *,
+    returning: str | None = None,
+    ignore_conflict_on: str | None = None,
+) -> list[dict[str, Any]]:
+    """Multi-row INSERT (in chunks). All rows must name the same fields. With
+    `ignore_conflict_on` (a unique column list) rows that collide are skipped by the database
+    (PostgreSQL waits for a concurrent inserter of the same key to finish first); RETURNING
+    then lists only the rows written."""
+    db = db_of(model)
+    table, columns, _, _ = _plan(model)
+    at = timezone.now()
+    prepared = [_row(model, r, at) for r in rows]
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(prepared), CHUNK):
+        chunk = prepared[start : start + CHUNK]
+        names = list(chunk[0])
+        p = SqlParams(db.capabilities.dialect)
+        values = ", ".join("(" + ", ".join(p(r[n]) for n in names) + ")" for r in chunk)
+        sql = f'INSERT INTO "{table}" ({", ".join(columns[n] for n in names)}) VALUES {values}'
+        if ignore_conflict_on:
+            sql += f" ON CONFLICT ({ignore_conflict_on}) DO NOTHING"
+        if returning:
+            sql += f" RETURNING {returning}"
+            out.extend(dict(r) for r in await db.execute_query_dict(sql, p.values))
+        else:
+            await db.execute_query(sql, p.values)
+    return out
+
+
+async def insert_models(
+    instances: Sequence[Model], *, returning: str | None = None, ignore_conflict_on: str | None = None
+) -> list[dict[str, Any]]:
+    """Write unsaved instances of one model in one statement per chunk (ids are not set on
+    them; ask for `returning` to read them back)."""
+    if not instances:
+        return []
+    model = type(instances[0])
+    _, columns, _, _ = _plan(model)
+    given = [name for name in columns if any(getattr(i, name, None) is not None for i in instances)]
+    return await insert_many(
+        model,
+        [{n: getattr(i, n) for n in given} for i in instances],
+        returning=returning,
+        ignore_conflict_on=ignore_conflict_on,
+    )
