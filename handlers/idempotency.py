@@ -1,24 +1,28 @@
 """Idempotency keys (as Stripe does them), per user and key, kept >= `orders.idempotency_ttl_s`.
 
-How a keyed write uses this module (see `handlers.ordering.admit_order`):
+How a keyed write uses this module (see `handlers.admission.admit_order`):
 
 1. `check_key` validates the header (missing or malformed -> 400 naming ``Idempotency-Key``)
    and `request_hash` fingerprints the *validated* body (canonical JSON, so key order and
    whitespace do not matter).
-2. Inside the write's own transaction, `claim` inserts the record first. On PostgreSQL a
-   concurrent request with the same key blocks on the unique index until the first one
-   commits or rolls back; SQLite runs one write transaction at a time. Either way the
-   duplicate *waits* for the first request instead of racing it. The write ends with
-   `complete`, which stores the response in the same transaction: the record, the order,
-   its lines and movements commit together or not at all.
-3. When `claim` finds the key taken, the caller leaves its transaction and calls `resolve`:
-   same fingerprint and done -> the stored response is replayed (same status and body);
-   different fingerprint -> 422 ``idempotency_key_reused``; a record older than its expiry
-   is deleted and the request runs anew.
+2. The write runs in its own transaction and ends with `store`, which inserts the record with
+   the response: the record, the order, its lines and movements commit together or not at
+   all. The insert is insert-or-ignore on the unique (user, key): on PostgreSQL a concurrent
+   request with the same key waits there until the first one commits or rolls back; SQLite
+   runs one write transaction at a time. Only one of them can write the record, so only one
+   order is ever created for a key. (The key is written last rather than first so that the
+   common case — a fresh key — costs one statement, not two.)
+3. A write refused by a business rule (insufficient stock, credit limit, bad input) first
+   calls `claim` in the same transaction, which also waits for a concurrent holder of the key:
+   a duplicate refused only because the first request already took the stock must answer
+   with the first request's response, not with its own refusal.
+4. When `store` or `claim` finds the key taken, the caller leaves its transaction (rolling its
+   own work back) and calls `resolve`: same fingerprint and done -> the stored response is
+   replayed (same status and body); different fingerprint -> 422 ``idempotency_key_reused``;
+   a record older than its expiry is deleted and the request runs anew.
 
-Only successful responses are stored. A request refused by a business rule (insufficient
-stock, credit limit, bad input) rolls its claim back, so retrying it with the same key runs
-it again — once stock or credit allows it, it succeeds exactly once.
+Only successful responses are stored. A refused request rolls its claim back, so retrying it
+with the same key runs it again — once stock or credit allows it, it succeeds exactly once.
 """
 
 from __future__ import annotations
@@ -30,11 +34,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
-
 from core.clock import now
 from core.errors import IdempotencyKeyReused, RequestInProgress, ValidationError
 from core.runtime import runtime
+from handlers.sql import insert_many
 from models.base import IdempotencyState
 from models.order import IdempotencyRecord
 
@@ -66,36 +69,45 @@ def request_hash(data: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def claim(user_id: int, key: str, fingerprint: str) -> IdempotencyRecord:
-    """Insert the record in the caller's transaction, or raise KeyTaken."""
-    ttl = runtime().config.orders.idempotency_ttl_s
-    at = now()
-    try:
-        return await IdempotencyRecord.create(
-            user_id=user_id,
-            key=key,
-            request_hash=fingerprint,
-            state=IdempotencyState.IN_PROGRESS,
-            created_at=at,
-            expires_at=at + timedelta(seconds=ttl),
-        )
-    except IntegrityError:
-        raise KeyTaken(key) from None
+async def claim(user_id: int, key: str, fingerprint: str) -> None:
+    """Hold the key in the caller's transaction (rolled back with it), or raise KeyTaken."""
+    await _insert(user_id, key, fingerprint, IdempotencyState.IN_PROGRESS, None, None)
 
 
-async def complete(rec: IdempotencyRecord, status_code: int, body: Any) -> None:
-    """Store the response. It is kept as JSON *text*: PostgreSQL's jsonb would reorder the
-    keys, and a replay must be the same bytes."""
+async def store(user_id: int, key: str, fingerprint: str, status_code: int, body: Any) -> None:
+    """Write the key with its response in the caller's transaction, or raise KeyTaken. The
+    response is kept as JSON *text*: PostgreSQL's jsonb would reorder the keys, and a replay
+    must be the same bytes."""
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    stored = json.dumps({"text": text}, ensure_ascii=False, separators=(",", ":"))
-    db = IdempotencyRecord._meta.db
-    pg = db.capabilities.dialect == "postgres"
-    sql = (
-        "UPDATE idempotency_record SET state = $1, status_code = $2, response = $3 WHERE id = $4"
-        if pg
-        else "UPDATE idempotency_record SET state = ?, status_code = ?, response = ? WHERE id = ?"
+    await _insert(user_id, key, fingerprint, IdempotencyState.DONE, status_code, {"text": text})
+
+
+async def _insert(
+    user_id: int, key: str, fingerprint: str, state: IdempotencyState, status_code: int | None, response: Any
+) -> None:
+    # Insert-or-ignore: on PostgreSQL a concurrent insert of the same key makes this wait
+    # until that transaction ends; no row back means the key is taken.
+    at = now()
+    ttl = runtime().config.orders.idempotency_ttl_s
+    written = await insert_many(
+        IdempotencyRecord,
+        [
+            {
+                "user_id": user_id,
+                "key": key,
+                "request_hash": fingerprint,
+                "state": state,
+                "status_code": status_code,
+                "response": response,
+                "created_at": at,
+                "expires_at": at + timedelta(seconds=ttl),
+            }
+        ],
+        returning="id",
+        ignore_conflict_on='"user_id", "key"',
     )
-    await db.execute_query(sql, [IdempotencyState.DONE.value, status_code, stored, rec.id])
+    if not written:
+        raise KeyTaken(key)
 
 
 async def resolve(user_id: int, key: str, fingerprint: str) -> Stored | None:

@@ -137,7 +137,8 @@ async def insert_many(
         names = list(chunk[0])
         p = SqlParams(db.capabilities.dialect)
         values = ", ".join("(" + ", ".join(p(r[n]) for n in names) + ")" for r in chunk)
-        sql = f'INSERT INTO "{table}" ({", ".join(columns[n] for n in names)}) VALUES {values}'
+        cols = ", ".join(f'"{columns[n]}"' for n in names)
+        sql = f'INSERT INTO "{table}" ({cols}) VALUES {values}'
         if ignore_conflict_on:
             sql += f" ON CONFLICT ({ignore_conflict_on}) DO NOTHING"
         if returning:

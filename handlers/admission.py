@@ -1,0 +1,447 @@
+"""Order admission: `POST /api/v1/orders` and the chat bot's 下单, as one transaction.
+
+- ``place_order(actor, *, idempotency_key, body, distributor_id=None) -> OrderOut`` — what the
+  chat bot calls. ``body`` is an `OrderCreate` or a plain dict of the same shape
+  (``{distributor_id?, lines: [{sku, qty}], ship_to?: {contact, phone, address}, note?}``);
+  the keyword ``distributor_id`` fills the body's when the caller has it separately (a sales
+  rep ordering for a distributor). ``admit_order`` (same arguments) also says whether the
+  response was replayed — the HTTP route uses it to replay byte for byte.
+
+**The transaction**: lock the distributor row (serialises the credit check per distributor on
+PostgreSQL; SQLite has one writer), price every line from the price list and promotions
+(`handlers.pricing` — clients never send prices), check credit for non-prepay distributors
+(`handlers.finance`), write the order (numbered ``SOyyyymmddNNNN`` per business day,
+Asia/Shanghai), lock the candidate stock rows in id order and reserve every line
+(`handlers.stock`; all shortfalls are reported together in one 409 ``insufficient_stock``:
+``details.items = [{sku, requested, available}]``, requested counting free units), write the
+lines and ``reserve`` movements, and store the response under the Idempotency-Key
+(`handlers.idempotency`: the key is written last, insert-or-ignore, so a concurrent duplicate
+waits and then replays). Any failure rolls all of it back.
+
+Input rules (`handlers.order_io`): 1-100 lines, qty 1..1,000,000, duplicate SKUs merged; a
+line split over warehouses needs at least one paid unit per part, so free units never travel
+alone; unknown or inactive SKUs, SKUs without a price, a suspended/applying distributor ->
+400 naming the field (``lines.<i>.sku``, ``distributor_id``). A distributor user orders for
+its own distributor (naming another is a 400); sales reps and staff must name one in their
+scope (else 404). Orders per user are rate-limited (``limits.orders_per_user_per_min``; 429 +
+Retry-After).
+
+**Auto-approval**: a non-prepay order whose total is <= ``orders.auto_approve_max_amount``
+(0 = never) is admitted as ``approved`` (it passed the credit check); prepay orders always
+wait for review.
+
+**Speed**: this is the hottest write in the product (bench/order_admission), so every
+statement is hand-written SQL (`handlers.sql`) and the response is built from what was
+written instead of being read back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tortoise import timezone
+from tortoise.transactions import in_transaction
+
+from core.clock import now, today
+from core.errors import (
+    CreditLimitExceeded,
+    DomainError,
+    InsufficientStock,
+    NotFound,
+    RateLimited,
+    RequestInProgress,
+    ValidationError,
+)
+from core.money import ZERO, money
+from core.runtime import runtime
+from handlers import idempotency, stock
+from handlers.actor import SYSTEM, Actor, Role
+from handlers.audit import record
+from handlers.events import emit
+from handlers.finance import credit_exposure
+from handlers.order_io import (
+    OrderCreate,
+    OrderLineOut,
+    OrderOut,
+    Wanted,
+    field_error,
+    merge_lines,
+    parse_in,
+)
+from handlers.pricing import LineTerms, Quote, context_of, line_terms, quotes
+from handlers.scope import require_distributor_in_scope
+from handlers.sql import insert, insert_many, params
+from models.base import DistributorStatus, MovementReason, OrderStatus, PaymentTerms, ProductStatus
+from models.distributor import Distributor
+from models.order import Order, OrderCounter, OrderLine
+from models.product import Product
+
+
+@dataclass(frozen=True)
+class Admission:
+    order: OrderOut
+    status_code: int
+    body: Any  # the JSON body as stored under the key
+    replayed: bool
+
+
+async def place_order(
+    actor: Actor, *, idempotency_key: str | None, body: OrderCreate | dict, distributor_id: int | None = None
+) -> OrderOut:
+    admission = await admit_order(
+        actor, idempotency_key=idempotency_key, body=body, distributor_id=distributor_id
+    )
+    return admission.order
+
+
+async def admit_order(
+    actor: Actor, *, idempotency_key: str | None, body: OrderCreate | dict, distributor_id: int | None = None
+) -> Admission:
+    data: OrderCreate = parse_in(OrderCreate, body)
+    if distributor_id is not None:
+        if data.distributor_id not in (None, distributor_id):
+            raise field_error("distributor_id", "differs from the distributor named by the caller")
+        data = data.model_copy(update={"distributor_id": distributor_id})
+    key = idempotency.check_key(idempotency_key)
+    fingerprint = idempotency.request_hash(data.model_dump(mode="json"))
+    target = _target_distributor(actor, data.distributor_id)
+    lines = merge_lines(data.lines)
+    await _rate_limit(actor)
+    for _ in range(3):
+        try:
+            return await _admit(actor, key, fingerprint, target, lines, data)
+        except idempotency.KeyTaken:
+            stored = await idempotency.resolve(actor.user_id, key, fingerprint)
+        if stored is not None:
+            return Admission(OrderOut.model_validate(stored.body), stored.status_code, stored.body, True)
+    raise RequestInProgress("a request with this Idempotency-Key is still running")
+
+
+def _target_distributor(actor: Actor, distributor_id: int | None) -> int:
+    if actor.role == Role.distributor:
+        if distributor_id is not None and distributor_id != actor.distributor_id:
+            raise field_error("distributor_id", "a distributor user orders for its own distributor only")
+        if actor.distributor_id is None:
+            raise NotFound("distributor not found")
+        return actor.distributor_id
+    if distributor_id is None:
+        raise field_error("distributor_id", "required: name the distributor the order is for")
+    require_distributor_in_scope(actor, distributor_id)
+    return distributor_id
+
+
+async def _rate_limit(actor: Actor) -> None:
+    rt = runtime()
+    limit = rt.config.limits.orders_per_user_per_min
+    result = await rt.kv.rate_limit(f"orders:u{actor.user_id}", limit, 60.0)
+    if not result.allowed:
+        raise RateLimited("too many orders, slow down", retry_after=result.retry_after)
+
+
+@dataclass
+class _Product:
+    id: int
+    sku: str
+    name: str
+    category: str
+    status: str
+
+
+@dataclass
+class _Distributor:
+    id: int
+    level: int
+    region: str
+    status: str
+    credit_limit: Decimal
+    payment_terms: str
+    contact: str | None
+    phone: str | None
+    address: str | None
+
+
+@dataclass
+class _Priced:
+    want: Wanted
+    product: _Product
+    terms: LineTerms
+
+
+# Raw SQL for the admission hot path (the ORM's per-query cost would dominate it).
+_DISTRIBUTOR_SQL = (
+    "SELECT id, level, region, status, credit_limit, payment_terms, contact, phone, address"
+    " FROM distributor WHERE id = {id}{lock}"
+)
+_PRODUCTS_SQL = "SELECT id, sku, name, category, status FROM product WHERE {skus}"
+
+
+async def lock_distributor(distributor_id: int) -> _Distributor | None:
+    """The distributor row, locked (FOR NO KEY UPDATE) on PostgreSQL: serialises the credit
+    check of concurrent orders of one distributor; SQLite has one writer anyway."""
+    p = params(Distributor)
+    lock = " FOR NO KEY UPDATE" if p.pg else ""
+    rows = await p.fetch(_DISTRIBUTOR_SQL.format(id=p(distributor_id), lock=lock))
+    if not rows:
+        return None
+    row = rows[0]
+    row["credit_limit"] = money(Decimal(str(row["credit_limit"] or 0)))
+    return _Distributor(**row)
+
+
+async def _admit(
+    actor: Actor, key: str, fingerprint: str, dist_id: int, lines: list[Wanted], data: OrderCreate
+) -> Admission:
+    # The number is drawn in its own short statement, outside the transaction, so the per-day
+    # counter row is never locked for a whole admission (every order would queue on it).
+    # The price: a request that then fails (or replays) leaves a gap; numbers are never reused.
+    number = await _next_number()
+    async with in_transaction():
+        try:
+            order, order_lines = await _write_order(actor, number, dist_id, lines, data)
+        except DomainError:
+            # Refused — unless a concurrent request with this key got there first (it may be
+            # why the stock or credit ran out): then its response is ours (KeyTaken).
+            await idempotency.claim(actor.user_id, key, fingerprint)
+            raise
+        out = _order_out(order, order_lines)
+        body = out.model_dump(mode="json")
+        await idempotency.store(actor.user_id, key, fingerprint, 201, body)
+    return Admission(out, 201, body, False)
+
+
+async def _write_order(
+    actor: Actor, number: str, dist_id: int, lines: list[Wanted], data: OrderCreate
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Everything the admission writes but the key; the order row and its lines, as written."""
+    dist = await lock_distributor(dist_id)
+    if dist is None:
+        raise NotFound("distributor not found")
+    if dist.status != DistributorStatus.ACTIVE:
+        raise field_error("distributor_id", f"distributor is {dist.status}, not active")
+    priced = await _price_lines(dist, lines)
+    total = money(sum((p.terms.amount for p in priced), ZERO))
+    if dist.payment_terms != PaymentTerms.PREPAY:
+        exposure = await credit_exposure(dist.id)
+        if exposure + total > dist.credit_limit:
+            raise CreditLimitExceeded(
+                "the order would exceed the credit limit",
+                {
+                    "credit_limit": str(money(dist.credit_limit)),
+                    "exposure": str(exposure),
+                    "order_total": str(total),
+                    "available": str(money(max(dist.credit_limit - exposure, ZERO))),
+                },
+            )
+    limit = runtime().config.orders.auto_approve_max_amount
+    auto = dist.payment_terms != PaymentTerms.PREPAY and limit > 0 and total <= limit
+    stamp = timezone.now()  # created_at as the ORM would set it
+    order: dict[str, Any] = {
+        "number": number,
+        "distributor_id": dist.id,
+        "placed_by_id": actor.user_id,
+        "status": OrderStatus.APPROVED if auto else OrderStatus.PENDING_REVIEW,
+        "total_amount": total,
+        "discount_amount": money(sum((p.terms.discount for p in priced), ZERO)),
+        "shipped_amount": ZERO,
+        "ship_to": data.ship_to.model_dump() if data.ship_to else _default_ship_to(dist),
+        "note": data.note,
+        "approved_at": now() if auto else None,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    written = await insert(Order, order)
+    assert written is not None
+    order["id"] = order_id = written["id"]
+    await record(actor, "order.placed", "order", order_id, None, {"number": number, "total": total})
+    await emit("order.placed", order_id=order_id, actor_id=actor.user_id)
+    if auto:
+        await record(SYSTEM, "order.approved", "order", order_id, None, {"status": "approved", "auto": True})
+        await emit("order.approved", order_id=order_id, actor_id=actor.user_id, auto=True)
+    # Stock rows are locked from here to the commit: keep this tail short (which is why the
+    # events above go out before the lines exist; they roll back with a refusal).
+    allocation = await _allocate(dist, priced)
+    return order, await _write_lines(order_id, allocation, actor)
+
+
+def _default_ship_to(dist: _Distributor) -> dict[str, Any] | None:
+    if not (dist.contact or dist.phone or dist.address):
+        return None
+    return {"contact": dist.contact, "phone": dist.phone, "address": dist.address}
+
+
+async def _price_lines(dist: _Distributor, lines: list[Wanted]) -> list[_Priced]:
+    q = params(Product)
+    sql = _PRODUCTS_SQL.format(skus=q.any_str("sku", [w.sku for w in lines]))
+    products = {r["sku"]: _Product(**r) for r in await q.fetch(sql)}
+    errors: list[dict[str, str]] = []
+    for w in lines:
+        p = products.get(w.sku)
+        if p is None:
+            errors.append({"field": f"lines.{w.index}.sku", "message": f"unknown SKU {w.sku}"})
+        elif p.status != ProductStatus.ACTIVE:
+            errors.append({"field": f"lines.{w.index}.sku", "message": f"SKU {w.sku} is not for sale"})
+    if errors:
+        raise ValidationError(f"{errors[0]['field']}: {errors[0]['message']}", {"fields": errors})
+    quoted: dict[int, Quote] = await quotes(list(products.values()), context_of(dist))  # type: ignore[arg-type]
+    out: list[_Priced] = []
+    for w in lines:
+        p = products[w.sku]
+        if p.id not in quoted:
+            errors.append({"field": f"lines.{w.index}.sku", "message": f"SKU {w.sku} has no price for you"})
+            continue
+        out.append(_Priced(w, p, line_terms(quoted[p.id], w.qty)))
+    if errors:
+        raise ValidationError(f"{errors[0]['field']}: {errors[0]['message']}", {"fields": errors})
+    return out
+
+
+@dataclass
+class _Chunk:
+    stock: stock.Row
+    units: int
+
+
+async def _allocate(dist: _Distributor, priced: list[_Priced]) -> list[tuple[_Priced, list[_Chunk]]]:
+    """Lock the candidate stock rows (one statement, id order) and choose where each line's
+    units come from (`handlers.stock` docstring: region's company warehouse, own, others)."""
+    rows = await stock.lock_for_order(dist, [p.product.id for p in priced])
+    by_product: dict[int, list[stock.Row]] = {}
+    for s in rows:
+        by_product.setdefault(s.product_id, []).append(s)
+    shortfalls: list[dict[str, Any]] = []
+    plan: list[tuple[_Priced, list[_Chunk]]] = []
+    for p in priced:
+        need = p.terms.qty + p.terms.free_qty
+        free = [
+            (s, s.on_hand - s.reserved) for s in by_product.get(p.product.id, []) if s.on_hand > s.reserved
+        ]
+        available = sum(a for _, a in free)
+        whole = next((s for s, a in free if a >= need), None)
+        if whole is not None:
+            plan.append((p, [_Chunk(whole, need)]))
+            continue
+        chunks: list[_Chunk] = []
+        left = need
+        for s, a in free:
+            if left == 0:
+                break
+            take = min(a, left)
+            chunks.append(_Chunk(s, take))
+            left -= take
+        if left > 0 or len(chunks) > p.terms.qty:  # each split part needs >= 1 paid unit
+            shortfalls.append({"sku": p.product.sku, "requested": need, "available": available})
+            continue
+        plan.append((p, chunks))
+    if shortfalls:
+        raise InsufficientStock("not enough stock for some lines", {"items": shortfalls})
+    return plan
+
+
+def _split(terms: LineTerms, sizes: list[int]) -> list[tuple[int, int, Decimal, Decimal]]:
+    """(qty, free_qty, discount, amount) per warehouse part: free units go to the first parts,
+    each part keeping at least one paid unit; the discount is split by paid units."""
+    parts: list[tuple[int, int]] = []
+    free_left = terms.free_qty
+    for size in sizes:
+        free = min(free_left, size - 1)
+        free_left -= free
+        parts.append((size - free, free))
+    out: list[tuple[int, int, Decimal, Decimal]] = []
+    discount_left = terms.discount
+    for i, (qty, free) in enumerate(parts):
+        if i == len(parts) - 1:
+            discount = discount_left
+        else:
+            discount = money(terms.discount * qty / terms.qty)
+            discount_left -= discount
+        out.append((qty, free, discount, money(terms.unit_price * qty) - discount))
+    return out
+
+
+async def _write_lines(
+    order_id: int, allocation: list[tuple[_Priced, list[_Chunk]]], actor: Actor
+) -> list[dict[str, Any]]:
+    """The lines (one statement), the reservations (one conditional UPDATE per stock row, in
+    id order) and their movements (one statement)."""
+    lines: list[dict[str, Any]] = []
+    reservations: list[tuple[stock.Row, int]] = []
+    for p, chunks in allocation:
+        for chunk, (qty, free, discount, amount) in zip(
+            chunks, _split(p.terms, [c.units for c in chunks]), strict=True
+        ):
+            lines.append(
+                {
+                    "order_id": order_id,
+                    "product_id": p.product.id,
+                    "sku": p.product.sku,
+                    "name": p.product.name,
+                    "warehouse_id": chunk.stock.warehouse_id,
+                    "qty": qty,
+                    "free_qty": free,
+                    "unit_price": p.terms.unit_price,
+                    "discount": discount,
+                    "amount": amount,
+                    "shipped_qty": 0,
+                    "returned_qty": 0,
+                }
+            )
+            reservations.append((chunk.stock, chunk.units))
+    # (product, warehouse) is unique within an order: it maps the returned ids to the lines.
+    ids = {
+        (r["product_id"], r["warehouse_id"]): r["id"]
+        for r in await insert_many(OrderLine, lines, returning="id, product_id, warehouse_id")
+    }
+    for line in lines:
+        line["id"] = ids[(line["product_id"], line["warehouse_id"])]
+    ref = stock.Ref("order", order_id, actor.user_id)
+    movements = []
+    for s, units in sorted(reservations, key=lambda r: r[0].id):
+        movements.append(await stock.change(s, 0, units, MovementReason.RESERVE, ref))
+    await stock.save_movements(movements)
+    return lines
+
+
+def _order_out(order: dict[str, Any], lines: list[dict[str, Any]]) -> OrderOut:
+    """The new order as `handlers.order_io.order_out` shows it, from the values written."""
+    return OrderOut(
+        id=order["id"],
+        number=order["number"],
+        distributor_id=order["distributor_id"],
+        placed_by_id=order["placed_by_id"],
+        status=str(order["status"]),
+        partially_shipped=False,
+        lines=[
+            OrderLineOut.model_validate({k: x[k] for k in OrderLineOut.model_fields})
+            for x in sorted(lines, key=lambda x: x["id"])
+        ],
+        total_amount=order["total_amount"],
+        discount_amount=order["discount_amount"],
+        shipped_amount=order["shipped_amount"],
+        ship_to=order["ship_to"],
+        note=order["note"],
+        reject_reason=None,
+        cancel_reason=None,
+        created_at=order["created_at"],
+        approved_at=order["approved_at"],
+        shipped_at=None,
+        received_at=None,
+        completed_at=None,
+        cancelled_at=None,
+    )
+
+
+_COUNTER_SQL = (
+    "INSERT INTO order_counter (day, last_number) VALUES ({p}, 1) ON CONFLICT (day) "
+    "DO UPDATE SET last_number = order_counter.last_number + 1 RETURNING last_number"
+)
+
+
+async def _next_number() -> str:
+    """SO + business day + the day's next number (at least 4 digits), in its own statement."""
+    day = today().strftime("%Y%m%d")
+    db = OrderCounter._meta.db
+    placeholder = "$1" if db.capabilities.dialect == "postgres" else "?"
+    rows = await db.execute_query_dict(_COUNTER_SQL.format(p=placeholder), [day])
+    return f"SO{day}{int(rows[0]['last_number']):04d}"
