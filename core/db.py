@@ -26,9 +26,27 @@ MODEL_MODULES = [
 ]
 
 
+async def _keep_session(connection: Any) -> None:
+    """asyncpg's pool reset, minus its round trip. By default every connection given back to
+    the pool runs ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` — one
+    more round trip per transaction (two per order admission). Qudao never leaves session
+    state behind (no SET, LISTEN, cursors or session advisory locks; advisory locks are
+    transaction-scoped), and asyncpg still rolls back a transaction left open before this."""
+
+
+def _connection(url: str) -> str | dict[str, Any]:
+    from tortoise.backends.base.config_generator import expand_db_url
+
+    if not url.startswith(("postgres://", "postgresql://", "asyncpg://")):
+        return url
+    conn = expand_db_url(url)
+    conn["credentials"]["reset"] = _keep_session
+    return conn
+
+
 def tortoise_config(url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": url},
+        "connections": {"default": _connection(url)},
         "apps": {
             APP_LABEL: {
                 "models": MODEL_MODULES,

@@ -70,13 +70,12 @@ from handlers.order_io import (
     merge_lines,
     parse_in,
 )
-from handlers.pricing import LineTerms, Quote, context_of, line_terms, quotes
+from handlers.pricing import LineTerms, ProductRow, context_of, line_terms, quotes_by_sku
 from handlers.scope import require_distributor_in_scope
 from handlers.sql import insert, insert_many, params
 from models.base import DistributorStatus, MovementReason, OrderStatus, PaymentTerms, ProductStatus
 from models.distributor import Distributor
 from models.order import Order, OrderCounter, OrderLine
-from models.product import Product
 
 
 @dataclass(frozen=True)
@@ -141,17 +140,9 @@ async def _rate_limit(actor: Actor) -> None:
 
 
 @dataclass
-class _Product:
-    id: int
-    sku: str
-    name: str
-    category: str
-    status: str
-
-
-@dataclass
 class _Distributor:
     id: int
+    name: str
     level: int
     region: str
     status: str
@@ -165,16 +156,15 @@ class _Distributor:
 @dataclass
 class _Priced:
     want: Wanted
-    product: _Product
+    product: ProductRow
     terms: LineTerms
 
 
 # Raw SQL for the admission hot path (the ORM's per-query cost would dominate it).
 _DISTRIBUTOR_SQL = (
-    "SELECT id, level, region, status, credit_limit, payment_terms, contact, phone, address"
+    "SELECT id, name, level, region, status, credit_limit, payment_terms, contact, phone, address"
     " FROM distributor WHERE id = {id}{lock}"
 )
-_PRODUCTS_SQL = "SELECT id, sku, name, category, status FROM product WHERE {skus}"
 
 
 async def lock_distributor(distributor_id: int) -> _Distributor | None:
@@ -255,10 +245,19 @@ async def _write_order(
     assert written is not None
     order["id"] = order_id = written["id"]
     await record(actor, "order.placed", "order", order_id, None, {"number": number, "total": total})
-    await emit("order.placed", order_id=order_id, actor_id=actor.user_id)
+    facts = {  # what subscribers would otherwise read back (handlers.events)
+        "id": order_id,
+        "number": number,
+        "status": str(order["status"]),
+        "total_amount": total,
+        "distributor_id": dist.id,
+        "distributor_name": dist.name,
+        "region": dist.region,
+    }
+    await emit("order.placed", order_id=order_id, actor_id=actor.user_id, order=facts)
     if auto:
         await record(SYSTEM, "order.approved", "order", order_id, None, {"status": "approved", "auto": True})
-        await emit("order.approved", order_id=order_id, actor_id=actor.user_id, auto=True)
+        await emit("order.approved", order_id=order_id, actor_id=actor.user_id, auto=True, order=facts)
     # Stock rows are locked from here to the commit: keep this tail short (which is why the
     # events above go out before the lines exist; they roll back with a refusal).
     allocation = await _allocate(dist, priced)
@@ -272,9 +271,7 @@ def _default_ship_to(dist: _Distributor) -> dict[str, Any] | None:
 
 
 async def _price_lines(dist: _Distributor, lines: list[Wanted]) -> list[_Priced]:
-    q = params(Product)
-    sql = _PRODUCTS_SQL.format(skus=q.any_str("sku", [w.sku for w in lines]))
-    products = {r["sku"]: _Product(**r) for r in await q.fetch(sql)}
+    products, quoted = await quotes_by_sku([w.sku for w in lines], context_of(dist))  # type: ignore[arg-type]
     errors: list[dict[str, str]] = []
     for w in lines:
         p = products.get(w.sku)
@@ -282,19 +279,11 @@ async def _price_lines(dist: _Distributor, lines: list[Wanted]) -> list[_Priced]
             errors.append({"field": f"lines.{w.index}.sku", "message": f"unknown SKU {w.sku}"})
         elif p.status != ProductStatus.ACTIVE:
             errors.append({"field": f"lines.{w.index}.sku", "message": f"SKU {w.sku} is not for sale"})
-    if errors:
-        raise ValidationError(f"{errors[0]['field']}: {errors[0]['message']}", {"fields": errors})
-    quoted: dict[int, Quote] = await quotes(list(products.values()), context_of(dist))  # type: ignore[arg-type]
-    out: list[_Priced] = []
-    for w in lines:
-        p = products[w.sku]
-        if p.id not in quoted:
+        elif p.id not in quoted:
             errors.append({"field": f"lines.{w.index}.sku", "message": f"SKU {w.sku} has no price for you"})
-            continue
-        out.append(_Priced(w, p, line_terms(quoted[p.id], w.qty)))
     if errors:
         raise ValidationError(f"{errors[0]['field']}: {errors[0]['message']}", {"fields": errors})
-    return out
+    return [_Priced(w, products[w.sku], line_terms(quoted[products[w.sku].id], w.qty)) for w in lines]
 
 
 @dataclass

@@ -19,6 +19,9 @@ Event names and payloads (all ids are ints):
   order.placed (and an auto order.approved) fire once the order row is written but BEFORE its
   lines and reservations (kept out of the stock-lock window): read the order, not its lines;
   if the stock then falls short, the whole admission — subscribers' rows too — rolls back.
+  They also carry ``order``: the row's facts {id, number, status, total_amount,
+  distributor_id, distributor_name, region}, which spares the subscriber a read inside the
+  busiest transaction in the product.
 """
 
 from __future__ import annotations

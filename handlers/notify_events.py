@@ -75,11 +75,13 @@ _ORDER_SQL = (
 
 @subscribe(*ORDER_WORDS)
 async def on_order_event(event: Event) -> None:
-    p = params(Order)
-    rows = await p.fetch(_ORDER_SQL.format(id=p(int(event.payload["order_id"]))))
-    if not rows:
-        return
-    order = rows[0]
+    order = event.payload.get("order")
+    if order is None:
+        p = params(Order)
+        rows = await p.fetch(_ORDER_SQL.format(id=p(int(event.payload["order_id"]))))
+        if not rows:
+            return
+        order = rows[0]
     actor_id = int(event.payload.get("actor_id") or 0)
     word = ORDER_WORDS[event.name]
     status = event.name.split(".", 1)[1]

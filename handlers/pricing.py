@@ -31,7 +31,7 @@ from core.clock import today
 from core.money import money
 from handlers.actor import Actor
 from handlers.scope import require_distributor_in_scope
-from handlers.sql import SqlParams
+from handlers.sql import SqlParams, params
 from models.base import PromotionKind
 from models.distributor import Distributor
 from models.product import PriceListItem, Promotion
@@ -160,17 +160,68 @@ async def quotes(products: Sequence[Priced], ctx: PriceContext, day: date | None
     if not products:
         return {}
     day = day or today()
-    db = PriceListItem._meta.db
-    p = SqlParams(db.capabilities.dialect)
+    p = params(PriceListItem)
     sql = _ITEMS_SQL.format(
-        products=p.any_int("i.product_id", [x.id for x in products]),
-        day=_day(p, day),
-        day2=_day(p, day),
-        level=p(ctx.level),
-        region=_region(p, ctx, "pl.region"),
+        products=p.any_int("i.product_id", [x.id for x in products]), **_list_filter(p, ctx, day)
     )
+    return await _quote(products, await p.fetch(sql), ctx, day)
+
+
+@dataclass(frozen=True)
+class ProductRow:
+    """A product as order admission needs it."""
+
+    id: int
+    sku: str
+    name: str
+    category: str
+    status: str
+
+
+# Products by SKU, each with the price items that may apply (NULL item = none): the product
+# lookup and the price lookup of an order admission in one statement.
+_PRODUCTS_ITEMS_SQL = (
+    "SELECT p.id AS id, p.sku AS sku, p.name AS name, p.category AS category, p.status AS status,"
+    " q.price AS price, q.price_list_id AS price_list_id, q.priority AS priority, q.level AS level,"
+    " q.region AS region, q.valid_from AS valid_from"
+    " FROM product p LEFT JOIN (" + _ITEMS_SQL.replace("{products}", "1 = 1") + ") q ON q.product_id = p.id"
+    " WHERE {skus}"
+)
+
+
+async def quotes_by_sku(
+    skus: Sequence[str], ctx: PriceContext, day: date | None = None
+) -> tuple[dict[str, ProductRow], dict[int, Quote]]:
+    """The products with these SKUs (any status) and the quotes of those that have a price."""
+    day = day or today()
+    p = params(PriceListItem)
+    filters = _list_filter(p, ctx, day)  # placeholders in statement order: list filter, then skus
+    rows = await p.fetch(_PRODUCTS_ITEMS_SQL.format(**filters, skus=p.any_str("p.sku", list(skus))))
+    products = {
+        r["sku"]: ProductRow(
+            id=r["id"], sku=r["sku"], name=r["name"], category=r["category"], status=r["status"]
+        )
+        for r in rows
+    }
+    items = [{**r, "product_id": r["id"]} for r in rows if r["price_list_id"] is not None]
+    return products, await _quote(list(products.values()), items, ctx, day)
+
+
+def _list_filter(p: SqlParams, ctx: PriceContext, day: date) -> dict[str, str]:
+    return {
+        "day": _day(p, day),
+        "day2": _day(p, day),
+        "level": p(ctx.level),
+        "region": _region(p, ctx, "pl.region"),
+    }
+
+
+async def _quote(
+    products: Sequence[Priced], items: list[dict], ctx: PriceContext, day: date
+) -> dict[int, Quote]:
+    """Apply the ranking rule to the candidate items, then the promotions."""
     best: dict[int, tuple[tuple, Decimal]] = {}
-    for item in await db.execute_query_dict(sql, p.values):
+    for item in items:
         specific = (item["level"] is not None) + (item["region"] is not None)
         valid_from = _as_date(item["valid_from"]).toordinal()
         rank = (-item["priority"], -specific, -valid_from, -item["price_list_id"])
@@ -183,8 +234,7 @@ async def quotes(products: Sequence[Priced], ctx: PriceContext, day: date | None
 
 
 async def _promotions(products: Sequence[Priced], ctx: PriceContext, day: date) -> list[dict]:
-    db = Promotion._meta.db
-    p = SqlParams(db.capabilities.dialect)
+    p = params(Promotion)
     sql = _PROMOS_SQL.format(
         day=_day(p, day),
         day2=_day(p, day),
@@ -193,7 +243,7 @@ async def _promotions(products: Sequence[Priced], ctx: PriceContext, day: date) 
         products=p.any_int("product_id", [x.id for x in products]),
         categories=p.any_str("category", sorted({x.category for x in products})),
     )
-    return list(await db.execute_query_dict(sql, p.values))
+    return await p.fetch(sql)
 
 
 def _apply_promotions(product: Priced, list_price: Decimal, promos: list[dict]) -> Quote:
