@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
 from core.money import money_str
 
@@ -15,13 +15,34 @@ T = TypeVar("T")
 Money = Annotated[Decimal, PlainSerializer(money_str, return_type=str, when_used="json")]
 
 
-class In(BaseModel):
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class _Input(BaseModel):
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL text cannot hold U+0000 (SQLite can): refuse it at the door, on every
+        # input, so both databases behave alike and no query fails halfway.
+        if _has_nul(value):
+            raise ValueError("must not contain NUL (U+0000) characters")
+        return value
+
+
+class In(_Input):
     """Request bodies: unknown fields are rejected, never silently ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class Query(BaseModel):
+class Query(_Input):
     """Query strings: unknown parameters are ignored (clients add cache busters)."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
