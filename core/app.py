@@ -95,10 +95,12 @@ def _login_port(app: web.Application) -> object:
     from types import SimpleNamespace
 
     from channels.dingtalk.login import DingTalkLogin
+    from channels.tokens import TokenProvider
     from channels.wechat.login import MiniappLogin
 
     wechat = MiniappLogin(app[HTTP], app[CONFIG].wechat)
-    dingtalk = DingTalkLogin(app[HTTP], app[CONFIG].dingtalk)
+    tokens = TokenProvider(app[CONFIG], app[HTTP], app[KV_STORE])
+    dingtalk = DingTalkLogin(app[HTTP], app[CONFIG].dingtalk, tokens)
     return SimpleNamespace(miniapp_session=wechat.miniapp_session, dingtalk_user=dingtalk.dingtalk_user)
 
 

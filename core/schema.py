@@ -5,11 +5,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictInt, field_validator
 
 from core.money import money_str
 
 T = TypeVar("T")
+
+# Ids are 32-bit in every table (PostgreSQL int4): a larger one names nothing, and must be a
+# 400 at the door rather than an overflow in the driver. `Id` for query strings (text -> int),
+# `StrictId` for JSON bodies (a JSON integer only).
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+StrictId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 
 # Money leaves as a string with two places ("1234.50"), never a float.
 Money = Annotated[Decimal, PlainSerializer(money_str, return_type=str, when_used="json")]

@@ -14,14 +14,13 @@ from tortoise.queryset import QuerySet
 
 from core.errors import Forbidden, NotFound, ValidationError
 from core.money import money
-from core.schema import Page, PageQuery
+from core.schema import MAX_ID, Page, PageQuery
 from handlers.actor import Actor, Role
 from models.distributor import Distributor
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
 
-MAX_ID = 2**31 - 1
 EXPORT_MAX = 50_000  # rows in one ?format=xlsx export
 NO_CTRL = r"^[^\x00-\x1f\x7f]*$"  # names, codes: no control characters (they break exports)
 MULTILINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # free text: newlines and tabs allowed
@@ -64,7 +63,6 @@ MoneyIn = Annotated[
 
 Name = Annotated[str, Field(min_length=1, pattern=NO_CTRL, max_length=100)]
 Region = Annotated[str, Field(min_length=1, pattern=NO_CTRL, max_length=64)]
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class ListQuery(PageQuery):

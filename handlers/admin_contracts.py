@@ -13,12 +13,11 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from core.errors import InvalidState, ValidationError
-from core.schema import In, Money, Out, Page
+from core.schema import Id, In, Money, Out, Page
 from handlers.actor import Actor
 from handlers.admin_common import (
     MULTILINE,
     NO_CTRL,
-    Id,
     ListQuery,
     MoneyIn,
     duplicate,
@@ -61,7 +60,7 @@ class ContractPatch(In):
 
 
 class ContractQuery(ListQuery):
-    distributor_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    distributor_id: Id | None = None
     status: Literal["draft", "active", "expired", "terminated"] | None = None
     ends_before: date | None = None
 

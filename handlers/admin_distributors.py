@@ -13,11 +13,10 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.errors import InvalidState, NotFound, ValidationError
-from core.schema import In, Money, Out, Page
+from core.schema import Id, In, Money, Out, Page
 from handlers.actor import Actor
 from handlers.admin_common import (
     NO_CTRL,
-    Id,
     ListQuery,
     MoneyIn,
     Region,
@@ -102,7 +101,7 @@ class DistributorQuery(ListQuery):
     region: str | None = Field(None, max_length=64)
     level: Literal[1, 2] | None = None
     status: Literal["applying", "active", "suspended"] | None = None
-    parent_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    parent_id: Id | None = None
 
 
 class DistributorOut(Out):

@@ -19,12 +19,11 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from core.errors import Forbidden, InvalidState, NotFound, ValidationError
-from core.schema import In, Out, Page
+from core.schema import Id, In, Out, Page
 from handlers.accounts import UserOut, user_out
 from handlers.actor import Actor
 from handlers.admin_common import (
     NO_CTRL,
-    Id,
     ListQuery,
     Region,
     duplicate,
@@ -73,7 +72,7 @@ class UserQuery(ListQuery):
     q: str | None = Field(None, max_length=100, description="username or display name contains")
     role: Literal["admin", "manager", "sales", "distributor"] | None = None
     status: Literal["active", "suspended"] | None = None
-    distributor_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    distributor_id: Id | None = None
 
 
 class InviteCodeOut(Out):

@@ -13,10 +13,9 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from core.errors import ValidationError
-from core.schema import In, Out, Page
+from core.schema import Id, In, Out, Page
 from handlers.actor import Actor
 from handlers.admin_common import (
-    Id,
     ListQuery,
     Name,
     Region,
@@ -48,7 +47,7 @@ class WarehousePatch(In):
 
 class WarehouseQuery(ListQuery):
     region: str | None = Field(None, max_length=64)
-    distributor_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    distributor_id: Id | None = None
     company: bool | None = Field(None, description="true: company warehouses only; false: distributors' only")
 
 

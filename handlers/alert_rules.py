@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 
 from core.errors import NotFound, ValidationError
 from core.runtime import runtime
-from core.schema import In, Out, Page, PageQuery
+from core.schema import Id, In, Out, Page, PageQuery
 from handlers.actor import Actor
 from handlers.admin_common import get_or_404, manager_regions, require_region
 from handlers.audit import record, snapshot
@@ -31,7 +31,7 @@ RuleKind = Literal["low_stock", "overstock", "contract_expiry", "receivables_ove
 RuleChannel = Literal[
     "inbox", "wechat_subscribe", "wechat_template", "wecom", "dingtalk_robot", "dingtalk_work"
 ]
-Recipient = Annotated[int, Field(ge=1, le=2**31 - 1)] | Annotated[str, Field(min_length=1, max_length=64)]
+Recipient = Id | Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class AlertParams(In):

@@ -44,7 +44,7 @@ from tortoise.transactions import in_transaction
 
 from core.errors import Forbidden, NotFound, ValidationError
 from core.money import money
-from core.schema import In, Out, Page, PageQuery
+from core.schema import MAX_ID, In, Out, Page, PageQuery
 from handlers.actor import Actor, Role
 from handlers.audit import record, snapshot
 from models.base import Beneficiary, CommissionMode, CommissionPeriod
@@ -225,7 +225,7 @@ def _visible(qs: QuerySet[CommissionRule], actor: Actor) -> QuerySet[CommissionR
 
 
 def _check_id(rule_id: int) -> None:
-    if not 0 < rule_id <= 2**31 - 1:  # ids are 32-bit: a larger one names nothing
+    if not 0 < rule_id <= MAX_ID:  # ids are 32-bit: a larger one names nothing
         raise NotFound("commission rule not found")
 
 

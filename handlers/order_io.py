@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, StrictInt
 from pydantic import ValidationError as PydanticError
 
 from core.errors import ValidationError
-from core.schema import In, Money, Out
+from core.schema import In, Money, Out, StrictId
 from models.base import OrderStatus
 from models.order import Order, OrderLine
 
@@ -37,7 +37,7 @@ class ShipToIn(In):
 
 
 class OrderCreate(In):
-    distributor_id: StrictInt | None = None
+    distributor_id: StrictId | None = None
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
     ship_to: ShipToIn | None = None
     note: Annotated[str, Field(max_length=500)] | None = None

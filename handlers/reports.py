@@ -35,7 +35,7 @@ from tortoise.expressions import Q, Subquery
 from core.clock import BUSINESS_TZ, now, today
 from core.errors import ValidationError
 from core.money import money
-from core.schema import Out, Query
+from core.schema import Id, Out, Query
 from handlers.actor import Actor, Role
 from handlers.commission import current_month, month_range, parse_month, reps_in_scope
 from handlers.finance import receivables_aging
@@ -64,7 +64,7 @@ class SalesQuery(ReportQuery):
 
 
 class InventoryQuery(ReportQuery):
-    warehouse_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    warehouse_id: Id | None = None
     sku: str | None = Field(None, min_length=1, max_length=64)
     slow_only: bool = False
     slow_days: int = Field(90, ge=1, le=3650)

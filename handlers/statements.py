@@ -41,7 +41,7 @@ from tortoise.transactions import in_transaction
 from core.clock import BUSINESS_TZ, now
 from core.errors import InvalidState, NotFound
 from core.money import money
-from core.schema import In, Money, Out, Page, PageQuery
+from core.schema import MAX_ID, In, Money, Out, Page, PageQuery
 from handlers.actor import SYSTEM, Actor, Role
 from handlers.audit import record
 from handlers.commission import (
@@ -328,9 +328,6 @@ async def list_statements(actor: Actor, query: StatementQuery) -> Page[Statement
     return Page[StatementOut](
         items=[_out(r, who) for r in rows], total=total, page=query.page, page_size=query.page_size
     )
-
-
-MAX_ID = 2**31 - 1  # ids are 32-bit: a larger one names nothing (and must not reach the driver)
 
 
 async def get_statement(actor: Actor, statement_id: int) -> StatementOut:

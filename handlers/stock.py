@@ -30,7 +30,7 @@ from tortoise.functions import Max, Sum
 from tortoise.transactions import in_transaction
 
 from core.errors import InsufficientStock, NotFound, ValidationError
-from core.schema import In, Out, Page
+from core.schema import In, Out, Page, StrictId
 from handlers.actor import Actor
 from handlers.audit import record, snapshot
 from handlers.sql import SqlParams, insert_models
@@ -290,7 +290,7 @@ async def save_movements(movements: list[StockMovement]) -> None:
 
 
 class AdjustmentIn(In):
-    warehouse_id: StrictInt
+    warehouse_id: StrictId
     sku: Annotated[str, Field(min_length=1, max_length=64)]
     delta: Annotated[StrictInt, Field(ge=-MAX_QTY, le=MAX_QTY)]
     reason: Literal["inbound", "outbound", "stocktake"]
@@ -313,7 +313,7 @@ class AdjustmentOut(Out):
 
 
 class ThresholdIn(In):
-    warehouse_id: StrictInt
+    warehouse_id: StrictId
     sku: Annotated[str, Field(min_length=1, max_length=64)]
     min_qty: Annotated[StrictInt, Field(ge=0, le=MAX_QTY * 100)] | None = None
     max_qty: Annotated[StrictInt, Field(ge=0, le=MAX_QTY * 100)] | None = None

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
 from core.errors import Forbidden, NotFound, Unauthenticated, ValidationError
+from core.schema import MAX_ID
 from handlers.actor import Actor
 
 Authenticator = Callable[[str], Awaitable[Actor]]
@@ -120,7 +121,6 @@ class Api:
             app.router.add_route(r.method, r.path, _adapt(r))
 
 
-MAX_ID = 2**31 - 1  # ids are 32-bit in every table; a bigger one cannot exist
 _NUMERIC_PARAM = re.compile(r"{(\w+):(?:\\d\+|\[0-9\]\+)}")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
+from core.schema import MAX_ID
 from miniapp_api.framework import Route
 from miniapp_api.xlsx import XLSX_TYPE
 
@@ -82,7 +83,7 @@ def _slug(path: str) -> str:
 def _path_schema(path: str, name: str) -> dict[str, Any]:
     m = re.search(r"{" + name + r":([^}]*)}", path)
     if m and m.group(1) in (r"\d+", "[0-9]+"):
-        return {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+        return {"type": "integer", "minimum": 1, "maximum": MAX_ID}
     return {"type": "string"}
 
 

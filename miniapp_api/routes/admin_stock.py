@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from core.schema import Page, PageQuery
+from core.schema import Id, Page, PageQuery
 from handlers import finance, stock
 from handlers.finance import PaymentIn, PaymentOut
 from handlers.stock import AdjustmentIn, AdjustmentOut, ThresholdIn, ThresholdOut
@@ -17,12 +17,12 @@ STAFF = {"admin", "manager"}
 
 
 class StockAdminQuery(PageQuery):
-    warehouse_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    warehouse_id: Id | None = None
     sku: str | None = Field(None, max_length=64)
 
 
 class PaymentsQuery(PageQuery):
-    distributor_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    distributor_id: Id | None = None
 
 
 @api.route(

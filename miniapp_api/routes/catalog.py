@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from core.schema import Page, PageQuery, Query
+from core.schema import Id, Page, PageQuery, Query
 from handlers import catalog
 from handlers.catalog import ProductOut
 from miniapp_api.framework import Api, Ctx
@@ -15,15 +15,11 @@ api = Api()
 class ProductsQuery(PageQuery):
     q: str | None = Field(None, max_length=100)
     category: str | None = Field(None, max_length=64)
-    distributor_id: int | None = Field(
-        None, ge=1, le=2**31 - 1, description="price for this distributor (in scope)"
-    )
+    distributor_id: Id | None = Field(None, description="price for this distributor (in scope)")
 
 
 class ProductPriceQuery(Query):
-    distributor_id: int | None = Field(
-        None, ge=1, le=2**31 - 1, description="price for this distributor (in scope)"
-    )
+    distributor_id: Id | None = Field(None, description="price for this distributor (in scope)")
 
 
 @api.route("GET", "/products", query=ProductsQuery, response=Page[ProductOut], tags=("catalog",))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from core.schema import In, Page, Query
+from core.schema import Id, In, Page, Query
 from handlers import commission, statements
 from handlers.commission import CommissionsOut
 from handlers.statements import DisputeIn, StatementOut, StatementQuery
@@ -15,7 +15,7 @@ api = Api()
 
 class CommissionsQuery(Query):
     period: str | None = Field(None, max_length=7, description="YYYY-MM (default: this month)")
-    beneficiary_id: int | None = Field(None, ge=1, le=2**31 - 1, description="staff only: a user id in scope")
+    beneficiary_id: Id | None = Field(None, description="staff only: a user id in scope")
 
 
 class Empty(In):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field
 
-from core.schema import In, Page, PageQuery
+from core.schema import Id, In, Page, PageQuery
 from handlers import ordering
 from handlers.idempotency import HEADER
 from handlers.ordering import CancelIn, OrderCreate, OrderOut, RejectIn, ReturnIn, ShipmentIn
@@ -23,7 +23,7 @@ class Empty(In):
 
 class OrdersQuery(PageQuery):
     status: str | None = Field(None, max_length=24)
-    distributor_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    distributor_id: Id | None = None
 
 
 @api.route(

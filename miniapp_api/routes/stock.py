@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from core.schema import Page, PageQuery
+from core.schema import Id, Page, PageQuery
 from handlers import stock
 from handlers.stock import StockRow
 from miniapp_api.framework import Api, Ctx
@@ -14,7 +14,7 @@ api = Api()
 
 class StockQuery(PageQuery):
     sku: str | None = Field(None, max_length=64)
-    warehouse_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    warehouse_id: Id | None = None
 
 
 @api.route("GET", "/stock", query=StockQuery, response=Page[StockRow], tags=("stock",))
