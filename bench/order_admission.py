@@ -14,9 +14,14 @@
    takes the whole path: auth, rate limit, idempotency record, distributor lock, pricing,
    credit check, stock lock + reservation, order number, order + line + movement, audit,
    events.
-3. Runs pgbench with ``bench/order_admission.sql`` (BEGIN; the conditional stock update; insert
-   order; insert line; insert movement; COMMIT — on the same tables and the same random SKU
-   spread) at the same concurrency for the same time.
+3. Runs pgbench with ``bench/order_admission.sql`` — the same SQL transaction: every statement
+   the app sends for one of these orders, in the same order (the number, BEGIN, distributor
+   lock, products and prices, promotions, credit, order, audit, the notification subscriber's
+   read, stock lock, line, reservation, movement, the Idempotency-Key record, COMMIT; checked
+   against the app by tests/test_bench_smoke.py) — with prepared statements (``-M prepared``,
+   as asyncpg prepares the app's), one distributor per client, the same random SKU spread, at
+   the same concurrency for the same time. The ratio is then what the app (HTTP, auth, Python,
+   the driver) costs on top of the database work an admission needs.
 4. Checks the stock ledger still balances and prints both rates; the last line is the ratio
    (target >= 0.35).
 
@@ -165,15 +170,11 @@ def run_pgbench(db_name: str, seeded: dict, clients: int, seconds: int) -> float
     }
     if parts.password:
         env["PGPASSWORD"] = parts.password
-    subprocess.run(
-        ["psql", "-q", "-d", db_name, "-c", "CREATE SEQUENCE IF NOT EXISTS bench_order_no"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
     cmd = [
         "pgbench",
         "-n",
+        "-M",
+        "prepared",
         "-c",
         str(clients),
         "-j",
@@ -184,19 +185,103 @@ def run_pgbench(db_name: str, seeded: dict, clients: int, seconds: int) -> float
         str(SQL_SCRIPT),
         "-D",
         f"nsku={len(seeded['skus'])}",
-        "-D",
-        f"wid={seeded['warehouse_id']}",
-        "-D",
-        f"did={seeded['distributor_id']}",
-        "-D",
-        f"uid={seeded['user_id']}",
         db_name,
     ]
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    out = proc.stdout
     match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
     if not match:
         raise RuntimeError(f"could not read pgbench output:\n{out}")
     return float(match.group(1))
+
+
+# --- keeping the pgbench script honest -------------------------------------------------------
+
+
+def statement_signature(sql: str) -> tuple:
+    """What a statement does, independent of how its values are written ($n, :var, literals):
+    its verb, the tables it names in order, the columns an INSERT writes, and whether it locks,
+    upserts or returns. tests/test_bench_smoke.py compares the app's and pgbench's lists."""
+    text = re.sub(r"'(?:[^']|'')*'", "''", sql)  # literals hide no table names
+    verb = text.strip().split(None, 1)[0].upper()
+    tables = tuple(
+        m.group(2).lower()
+        for m in re.finditer(r'\b(FROM|JOIN|INTO|UPDATE)\s+"?(\w+)"?', text, re.IGNORECASE)
+        if not (m.group(1).upper() == "UPDATE" and m.group(2).upper() in ("OF", "SET"))
+    )
+    columns: tuple[str, ...] = ()
+    if verb == "INSERT":
+        cols = re.search(r"INTO\s+\"?\w+\"?\s*\(([^)]*)\)", text, re.IGNORECASE)
+        columns = tuple(c.strip().strip('"') for c in cols.group(1).split(",")) if cols else ()
+    flat = re.sub(r"\s+", " ", text).upper()
+    flags = tuple(flag for flag in ("FOR NO KEY UPDATE", "ON CONFLICT", "RETURNING") if flag in flat)
+    return (verb, tables, columns, flags)
+
+
+def script_statements() -> list[str]:
+    """The SQL commands of bench/order_admission.sql (meta-commands and comments dropped)."""
+    commands: list[str] = []
+    current: list[str] = []
+    for line in SQL_SCRIPT.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("--") or (stripped.startswith("\\") and not current):
+            continue
+        current.append(stripped)
+        if stripped.endswith(";") or stripped.endswith("\\gset"):
+            commands.append(" ".join(current).removesuffix("\\gset").rstrip().rstrip(";"))
+            current = []
+    return commands
+
+
+async def capture_app_sql() -> list[str]:
+    """The statements the app sends for one bench order (the caller's second: the first warms
+    the token cache), in a scratch database."""
+    import logging
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from core.app import create_app
+    from core.config import Config
+
+    class Capture(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.statements: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.args and isinstance(record.args, tuple) and len(record.args) == 2:
+                self.statements.append(str(record.args[0]))
+
+    name = f"qudao_bench_{uuid.uuid4().hex[:10]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        url = _db_url(name)
+        seeded = await seed(url, 3)
+        config = Config.model_validate(
+            {"database": {"url": url}, "scheduler": {"enabled": False}, "logging": {"level": "WARNING"}}
+        )
+        async with TestClient(TestServer(create_app(config))) as client:
+            capture = Capture()
+            db_log = logging.getLogger("tortoise.db_client")
+            for attempt in range(2):
+                if attempt:
+                    db_log.setLevel(logging.DEBUG)
+                    db_log.addHandler(capture)
+                resp = await client.post(
+                    "/api/v1/orders",
+                    json={"lines": [{"sku": seeded["skus"][0], "qty": 1}]},
+                    headers={
+                        "Authorization": f"Bearer {seeded['tokens'][0]}",
+                        "Idempotency-Key": f"cap-{attempt}",
+                    },
+                )
+                assert resp.status == 201, await resp.text()
+            db_log.removeHandler(capture)
+        return capture.statements
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,11 +294,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="app processes sharing the port")
     parser.add_argument("--skus", type=int, default=100)
     parser.add_argument("--pool", type=int, default=20, help="database pool size per app process")
+    parser.add_argument(
+        "--print-sql", action="store_true", help="print the SQL the app sends for one order (JSON lines)"
+    )
     args = parser.parse_args(argv)
+    if args.print_sql:
+        import json
 
-    if shutil.which("pgbench") is None or shutil.which("psql") is None:
+        try:
+            statements = asyncio.run(capture_app_sql())
+        except OSError as exc:
+            print(f"order_admission: PostgreSQL at {ADMIN_URL} does not answer: {exc}")
+            return 2
+        for sql in statements:
+            print("sql\t" + json.dumps(sql, ensure_ascii=False))
+        return 0
+
+    if not 1 <= args.concurrency <= DISTRIBUTORS:
+        parser.error(f"--concurrency must be 1..{DISTRIBUTORS} (one distributor per client)")
+    if shutil.which("pgbench") is None:
         print(
-            "order_admission: pgbench/psql not found — install the postgresql-client package "
+            "order_admission: pgbench not found — install the postgresql-client package "
             "(apt-get install -y postgresql-client) and run again"
         )
         return 2

@@ -1,20 +1,65 @@
--- pgbench script: the bare SQL of one order admission, run at the same concurrency as the
--- app in bench/order_admission.py (variables come from `pgbench -D`: nsku, wid, did, uid).
--- Stock row ids equal product ids in the bench database (seeded in that order).
+-- pgbench script: the SQL of one order admission exactly as the app runs it for the bench's
+-- orders (one line of qty 1, distributor with no managers to notify, auth already cached),
+-- statement for statement and in the same order — see handlers/admission.py. pgbench runs it
+-- with -M prepared, as asyncpg prepares the app's statements. tests/test_bench_smoke.py checks
+-- it against the statements the app really sends, so the two cannot drift apart.
+-- Variables from `pgbench -D`: nsku. Each client is one distributor (its id = client_id + 1,
+-- its user the same id), as each app bench client is; stock row ids equal product ids.
 \set sid random(1, :nsku)
+\set did :client_id + 1
+-- the number: its own short statement before the transaction
+INSERT INTO order_counter (day, last_number) VALUES (to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD'), 1)
+  ON CONFLICT (day) DO UPDATE SET last_number = order_counter.last_number + 1 RETURNING last_number \gset
 BEGIN;
-UPDATE stock SET reserved = reserved + 1, updated_at = now()
-  WHERE id = :sid AND on_hand >= reserved + 1
-  RETURNING on_hand, reserved \gset
-INSERT INTO sales_order (number, distributor_id, placed_by_id, status, total_amount, discount_amount,
-                         shipped_amount, created_at, updated_at)
-  VALUES ('PB' || nextval('bench_order_no'), :did, :uid, 'pending_review', 10.00, 0, 0, now(), now());
-INSERT INTO order_line (order_id, product_id, sku, name, warehouse_id, qty, unit_price, discount, amount,
-                        shipped_qty, returned_qty, free_qty)
-  VALUES (currval(pg_get_serial_sequence('sales_order', 'id')), :sid, 'BENCH', 'bench', :wid, 1, 10.00, 0,
-          10.00, 0, 0, 0);
-INSERT INTO stock_movement (warehouse_id, product_id, reason, ref_type, ref_id, delta_on_hand, delta_reserved,
-                            on_hand_after, reserved_after, created_at)
-  VALUES (:wid, :sid, 'reserve', 'order', currval(pg_get_serial_sequence('sales_order', 'id'))::text, 0, 1,
-          :on_hand, :reserved, now());
+SELECT id, name, level, region, status, credit_limit, payment_terms, contact, phone, address
+  FROM distributor WHERE id = :did FOR NO KEY UPDATE;
+SELECT p.id AS id, p.sku AS sku, p.name AS name, p.category AS category, p.status AS status, q.price AS price,
+       q.price_list_id AS price_list_id, q.priority AS priority, q.level AS level, q.region AS region,
+       q.valid_from AS valid_from
+  FROM product p LEFT JOIN (SELECT i.product_id AS product_id, i.price AS price, i.price_list_id AS price_list_id,
+       pl.priority AS priority, pl.level AS level, pl.region AS region, pl.valid_from AS valid_from
+       FROM price_list_item i JOIN price_list pl ON pl.id = i.price_list_id
+       WHERE 1 = 1 AND pl.valid_from <= (now() AT TIME ZONE 'Asia/Shanghai')::date
+         AND (pl.valid_to IS NULL OR pl.valid_to >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
+         AND (pl.level IS NULL OR pl.level = 1) AND (pl.region IS NULL OR pl.region = '华东')) q
+  ON q.product_id = p.id WHERE p.sku = ANY(ARRAY['B-' || lpad(:sid::text, 5, '0')]::text[]);
+SELECT id, kind, product_id, category, discount_rate, buy_n, get_m FROM promotion
+  WHERE active AND valid_from <= (now() AT TIME ZONE 'Asia/Shanghai')::date
+    AND (valid_to IS NULL OR valid_to >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
+    AND (level IS NULL OR level = 1) AND (region IS NULL OR region = '华东')
+    AND (product_id = ANY(ARRAY[:sid::int]) OR (product_id IS NULL AND (category IS NULL OR category = ANY(ARRAY['螺纹钢']::text[]))));
+SELECT (SELECT COALESCE(SUM(amount), 0) FROM receivable_entry WHERE distributor_id = :did) AS r,
+       (SELECT COALESCE(SUM(total_amount - shipped_amount), 0) FROM sales_order
+         WHERE distributor_id = :did AND status IN ('pending_review', 'approved')) AS o;
+INSERT INTO "sales_order" ("number", "distributor_id", "placed_by_id", "status", "total_amount", "discount_amount",
+                           "shipped_amount", "ship_to", "note", "approved_at", "created_at", "updated_at")
+  VALUES ('PB' || to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD') || lpad(:last_number::text, 4, '0'),
+          :did, :did, 'pending_review', 10.00, 0.00, 0.00, NULL, NULL, NULL, now(), now())
+  RETURNING id \gset
+INSERT INTO "audit_log" ("actor_id", "action", "entity", "entity_id", "before", "after", "request_id", "created_at")
+  VALUES (:did, 'order.placed', 'order', :id::text, NULL, '{"number":"PB","total":"10.00"}',
+          'f694bc7c3c4a4ce2930d4eedd353b72f', now());
+SELECT id, regions FROM app_user WHERE role = 'manager' AND status = 'active';
+SELECT s.id AS id, s.product_id AS product_id, s.warehouse_id AS warehouse_id, s.on_hand AS on_hand,
+       s.reserved AS reserved, w.region AS region, w.distributor_id AS owner_id
+  FROM stock s JOIN warehouse w ON w.id = s.warehouse_id
+  WHERE s.product_id = ANY(ARRAY[:sid::int]) AND w.active AND (w.distributor_id IS NULL OR w.distributor_id = :did)
+  ORDER BY s.id FOR NO KEY UPDATE OF s;
+INSERT INTO "order_line" ("order_id", "product_id", "sku", "name", "warehouse_id", "qty", "free_qty", "unit_price",
+                          "discount", "amount", "shipped_qty", "returned_qty")
+  VALUES (:id, :sid, 'B-' || lpad(:sid::text, 5, '0'), '螺纹钢 HRB400E 压测', 1, 1, 0, 10.00, 0.00, 10.00, 0, 0)
+  RETURNING id, product_id, warehouse_id;
+UPDATE stock SET on_hand = on_hand + 0, reserved = reserved + 1, updated_at = now()
+  WHERE id = :sid AND on_hand >= reserved + 1 RETURNING on_hand, reserved \gset
+INSERT INTO "stock_movement" ("reason", "ref_type", "ref_id", "delta_on_hand", "delta_reserved", "on_hand_after",
+                              "reserved_after", "actor_id", "product_id", "warehouse_id", "created_at")
+  VALUES ('reserve', 'order', :id::text, 0, 1, :on_hand, :reserved, :did, :sid, 1, now());
+INSERT INTO "idempotency_record" ("user_id", "key", "request_hash", "state", "status_code", "response", "created_at",
+                                  "expires_at")
+  VALUES (:did, 'pgbench-' || :id::text, 'ef086c204bbf19aebe7415509a25382fba046422641c27d32c1e008fce489975', 'done', 201,
+          -- the stored response: JSON text of the app's size (pgbench would read ':' inside a
+          -- literal as a variable, hence chr(58))
+          ('{"text"' || chr(58) || '"' || repeat('x', 690) || '"}')::jsonb,
+          now(), now() + interval '1 day')
+  ON CONFLICT ("user_id", "key") DO NOTHING RETURNING id;
 COMMIT;

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictInt
+from tortoise import timezone
 from tortoise.expressions import Q
 from tortoise.functions import Max, Sum
 from tortoise.transactions import in_transaction
@@ -206,7 +207,7 @@ _LOCK_SQL = (
     " FROM stock s JOIN warehouse w ON w.id = s.warehouse_id WHERE {where} ORDER BY s.id{lock}"
 )
 _CHANGE_SQL = (
-    "UPDATE stock SET on_hand = on_hand + {do}, reserved = reserved + {dr}"
+    "UPDATE stock SET on_hand = on_hand + {do}, reserved = reserved + {dr}, updated_at = {at}"
     " WHERE id = {id} AND on_hand >= reserved + {k}{more} RETURNING on_hand, reserved"
 )
 
@@ -256,6 +257,7 @@ async def change(
     sql = _CHANGE_SQL.format(
         do=p(d_on_hand),
         dr=p(d_reserved),
+        at=p(timezone.now()),  # what the ORM's auto_now would write
         id=p(stock.id),
         k=p(d_reserved - d_on_hand),
         more=f" AND reserved >= {p(-d_reserved)}" if d_reserved < 0 else "",

@@ -4,11 +4,20 @@ themselves run with `python -m bench.<name>`, outside the suite)."""
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import pytest
 from aiohttp import web
 
 from bench import loadgen
 from bench.loadgen import Req, run_load
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_benches_import_and_have_main() -> None:
@@ -17,6 +26,8 @@ def test_benches_import_and_have_main() -> None:
         assert callable(module.main), name
     sql = (importlib.import_module("bench.order_admission").SQL_SCRIPT).read_text(encoding="utf-8")
     assert "BEGIN;" in sql and "COMMIT;" in sql and "on_hand >= reserved + 1" in sql
+    statements = importlib.import_module("bench.order_admission").script_statements()
+    assert statements[1] == "BEGIN" and statements[-1] == "COMMIT" and len(statements) == 15
 
 
 async def test_loadgen_counts_answers(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
@@ -36,3 +47,32 @@ async def test_loadgen_counts_answers(aiohttp_server) -> None:  # type: ignore[n
     assert result.ok > 0 and result.statuses[503] > 0 and result.rps > 0
     assert "req/s" in result.summary()
     assert loadgen.free_port() > 0
+
+
+def test_pgbench_script_is_the_sql_the_app_sends() -> None:
+    """The ratio means something only if pgbench runs the admission's own transaction: the
+    statements the app sends for one bench order (captured from a real request on PostgreSQL)
+    must be the script's, one for one and in order — same tables, same INSERT columns, same
+    locks, upserts and RETURNINGs. Change the admission and this fails until the script follows."""
+    bench = importlib.import_module("bench.order_admission")
+    pg = os.environ.get("QUDAO_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUDAO_")}
+    env["QUDAO_BENCH_PG"] = urlunsplit(urlsplit(pg)._replace(path="/postgres"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.order_admission", "--print-sql"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=180,
+    )
+    if proc.returncode == 2 and "does not answer" in proc.stdout:
+        if os.environ.get("QUDAO_TEST_BACKEND") == "server":
+            pytest.fail(proc.stdout)
+        pytest.skip(proc.stdout.strip())  # counted as a failure under CI (conftest)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    app = [json.loads(line[4:]) for line in proc.stdout.splitlines() if line.startswith("sql\t")]
+    script = [sql for sql in bench.script_statements() if sql.upper() not in ("BEGIN", "COMMIT")]
+    assert len(app) >= 10, app
+    signature = bench.statement_signature
+    assert [signature(sql) for sql in app] == [signature(sql) for sql in script]
