@@ -430,7 +430,6 @@ _COUNTER_SQL = (
 async def _next_number() -> str:
     """SO + business day + the day's next number (at least 4 digits), in its own statement."""
     day = today().strftime("%Y%m%d")
-    db = OrderCounter._meta.db
-    placeholder = "$1" if db.capabilities.dialect == "postgres" else "?"
-    rows = await db.execute_query_dict(_COUNTER_SQL.format(p=placeholder), [day])
+    p = params(OrderCounter)
+    rows = await p.fetch(_COUNTER_SQL.format(p=p(day)))
     return f"SO{day}{int(rows[0]['last_number']):04d}"

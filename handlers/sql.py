@@ -10,15 +10,22 @@ ORM would have written.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
+import asyncpg
 from tortoise import timezone
+from tortoise.backends.asyncpg.client import AsyncpgDBClient as _PG_CLIENT
+from tortoise.backends.asyncpg.client import TransactionWrapper as _PG_TRANSACTION
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.fields import DatetimeField
 from tortoise.models import Model
 
+_SQL_LOG = logging.getLogger("tortoise.db_client")
 CHUNK = 500  # rows per multi-row INSERT (both dialects allow 32k parameters)
 
 
@@ -51,7 +58,59 @@ class SqlParams:
     async def fetch(self, sql: str) -> list[dict[str, Any]]:
         """Run `sql` with the collected values on the connection `params()` bound."""
         assert self.db is not None, "SqlParams(dialect) has no connection: use params(model)"
-        return list(await self.db.execute_query_dict(sql, self.values))
+        return await fetch(self.db, sql, self.values)
+
+
+async def fetch(db: BaseDBAsyncClient, sql: str, values: list[object]) -> list[dict[str, Any]]:
+    """Rows as dicts. On PostgreSQL the statement goes straight to asyncpg (the transaction's
+    connection, else the pool): the ORM's path (a lock, a connection wrapper and two exception
+    translators per statement; more to borrow a pooled connection) was ~15 % of an order
+    admission's CPU. Errors are translated as the ORM would."""
+    conn = _pg_target(db)
+    if conn is None:
+        return list(await db.execute_query_dict(sql, values))
+    _SQL_LOG.debug("%s: %s", sql, values)  # the ORM's SQL log, so DEBUG still shows every statement
+    with _translated():
+        return [dict(r) for r in await conn.fetch(sql, *values)]
+
+
+async def execute(db: BaseDBAsyncClient, sql: str, values: list[object]) -> None:
+    conn = _pg_target(db)
+    if conn is None:
+        await db.execute_query(sql, values)
+        return
+    _SQL_LOG.debug("%s: %s", sql, values)
+    with _translated():
+        await conn.execute(sql, *values)
+
+
+def _pg_target(db: BaseDBAsyncClient) -> Any:
+    """Where a raw PostgreSQL statement goes: the transaction's asyncpg connection, or outside
+    a transaction the client's asyncpg pool once it exists; None = the ORM's own path."""
+    conn = _pg_transaction_connection(db)
+    if conn is not None:
+        return conn
+    if type(db) is _PG_CLIENT:
+        return db._pool  # type: ignore[attr-defined]  # None until the first connection
+    return None
+
+
+def _pg_transaction_connection(db: BaseDBAsyncClient) -> Any:
+    """The asyncpg connection of a tortoise PostgreSQL transaction, else None (SQLite, or no
+    transaction: those take the ORM's own path)."""
+    if type(db) is _PG_TRANSACTION:
+        return db._connection  # type: ignore[attr-defined]
+    return None
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(exc) from exc
+    except asyncpg.PostgresError as exc:
+        raise OperationalError(exc) from exc
 
 
 def db_of(model: type[Model]) -> BaseDBAsyncClient:
@@ -143,9 +202,9 @@ async def insert_many(
             sql += f" ON CONFLICT ({ignore_conflict_on}) DO NOTHING"
         if returning:
             sql += f" RETURNING {returning}"
-            out.extend(dict(r) for r in await db.execute_query_dict(sql, p.values))
+            out.extend(await fetch(db, sql, p.values))
         else:
-            await db.execute_query(sql, p.values)
+            await execute(db, sql, p.values)
     return out
 
 

@@ -34,7 +34,7 @@ from core.errors import InsufficientStock, NotFound, ValidationError
 from core.schema import In, Out, Page, StrictId
 from handlers.actor import Actor
 from handlers.audit import record, snapshot
-from handlers.sql import SqlParams, insert_models
+from handlers.sql import SqlParams, fetch, insert_models
 from models.base import MovementReason
 from models.distributor import Distributor
 from models.product import Product
@@ -215,7 +215,7 @@ _CHANGE_SQL = (
 async def _select_locked(p: SqlParams, where: str) -> list[Row]:
     db = Stock._meta.db
     sql = _LOCK_SQL.format(where=where, lock=" FOR NO KEY UPDATE OF s" if p.pg else "")
-    return [Row(**r) for r in await db.execute_query_dict(sql, p.values)]
+    return [Row(**r) for r in await fetch(db, sql, p.values)]
 
 
 async def lock(stock_ids: list[int]) -> dict[int, Row]:
@@ -262,7 +262,7 @@ async def change(
         k=p(d_reserved - d_on_hand),
         more=f" AND reserved >= {p(-d_reserved)}" if d_reserved < 0 else "",
     )
-    rows = await db.execute_query_dict(sql, p.values)
+    rows = await fetch(db, sql, p.values)
     if not rows:
         raise InsufficientStock(
             "not enough stock",
