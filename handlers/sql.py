@@ -1,10 +1,10 @@
 """Raw SQL for the hot paths (order admission, stock changes, notifications), on either dialect.
 
 Building a query through the ORM costs more CPU than running it (pypika renders the SQL anew
-every time), so the statements an order admission runs are written here by hand. They go
-through the model's own connection — inside the caller's transaction when there is one — and
-through the model fields' own `to_db_value`, so what lands in the database is exactly what the
-ORM would have written.
+every time), so the statements an order admission runs are written here by hand. They use the
+model's own connection — inside the caller's transaction when there is one (on PostgreSQL
+straight through asyncpg, see `fetch`) — and the model fields' own `to_db_value`, so what
+lands in the database is exactly what the ORM would have written.
 """
 
 from __future__ import annotations
@@ -86,20 +86,14 @@ async def execute(db: BaseDBAsyncClient, sql: str, values: list[object]) -> None
 
 def _pg_target(db: BaseDBAsyncClient) -> Any:
     """Where a raw PostgreSQL statement goes: the transaction's asyncpg connection, or outside
-    a transaction the client's asyncpg pool once it exists; None = the ORM's own path."""
-    conn = _pg_transaction_connection(db)
-    if conn is not None:
-        return conn
-    if type(db) is _PG_CLIENT:
-        return db._pool  # type: ignore[attr-defined]  # None until the first connection
-    return None
-
-
-def _pg_transaction_connection(db: BaseDBAsyncClient) -> Any:
-    """The asyncpg connection of a tortoise PostgreSQL transaction, else None (SQLite, or no
-    transaction: those take the ORM's own path)."""
+    a transaction the client's asyncpg pool once it exists; None = the ORM's own path (SQLite,
+    or no pool yet). These are tortoise 1.1.x internals (pinned); every PostgreSQL test runs
+    through here. Unlike the ORM, no lock guards the transaction's connection: statements of
+    one transaction must not run concurrently (asyncpg refuses it loudly, nothing is lost)."""
     if type(db) is _PG_TRANSACTION:
         return db._connection  # type: ignore[attr-defined]
+    if type(db) is _PG_CLIENT:
+        return db._pool  # type: ignore[attr-defined]
     return None
 
 
