@@ -33,7 +33,7 @@ SELECT (SELECT COALESCE(SUM(amount), 0) FROM receivable_entry WHERE distributor_
          WHERE distributor_id = :did AND status IN ('pending_review', 'approved')) AS o;
 INSERT INTO "sales_order" ("number", "distributor_id", "placed_by_id", "status", "total_amount", "discount_amount",
                            "shipped_amount", "ship_to", "note", "approved_at", "created_at", "updated_at")
-  VALUES ('PB' || to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD') || lpad(:last_number::text, 4, '0'),
+  VALUES ('PB' || to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD') || lpad(:last_number::text, greatest(4, length(:last_number::text)), '0'),
           :did, :did, 'pending_review', 10.00, 0.00, 0.00, NULL, NULL, NULL, now(), now())
   RETURNING id \gset
 INSERT INTO "audit_log" ("actor_id", "action", "entity", "entity_id", "before", "after", "request_id", "created_at")

@@ -82,7 +82,7 @@ from models.order import Order, OrderCounter, OrderLine
 class Admission:
     order: OrderOut
     status_code: int
-    body: Any  # the JSON body as stored under the key
+    text: str  # the JSON body, as stored under the key (a replay sends these very bytes)
     replayed: bool
 
 
@@ -114,7 +114,8 @@ async def admit_order(
         except idempotency.KeyTaken:
             stored = await idempotency.resolve(actor.user_id, key, fingerprint)
         if stored is not None:
-            return Admission(OrderOut.model_validate(stored.body), stored.status_code, stored.body, True)
+            order = OrderOut.model_validate_json(stored.text)
+            return Admission(order, stored.status_code, stored.text, True)
     raise RequestInProgress("a request with this Idempotency-Key is still running")
 
 
@@ -196,9 +197,9 @@ async def _admit(
             await idempotency.claim(actor.user_id, key, fingerprint)
             raise
         out = _order_out(order, order_lines)
-        body = out.model_dump(mode="json")
-        await idempotency.store(actor.user_id, key, fingerprint, 201, body)
-    return Admission(out, 201, body, False)
+        text = out.model_dump_json()
+        await idempotency.store(actor.user_id, key, fingerprint, 201, text)
+    return Admission(out, 201, text, False)
 
 
 async def _write_order(

@@ -52,7 +52,7 @@ class KeyTaken(Exception):
 @dataclass(frozen=True)
 class Stored:
     status_code: int
-    body: Any
+    text: str  # the response body, byte for byte as first sent
 
 
 def check_key(key: str | None) -> str:
@@ -74,11 +74,10 @@ async def claim(user_id: int, key: str, fingerprint: str) -> None:
     await _insert(user_id, key, fingerprint, IdempotencyState.IN_PROGRESS, None, None)
 
 
-async def store(user_id: int, key: str, fingerprint: str, status_code: int, body: Any) -> None:
-    """Write the key with its response in the caller's transaction, or raise KeyTaken. The
-    response is kept as JSON *text*: PostgreSQL's jsonb would reorder the keys, and a replay
-    must be the same bytes."""
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+async def store(user_id: int, key: str, fingerprint: str, status_code: int, text: str) -> None:
+    """Write the key with its response (the JSON body as sent) in the caller's transaction, or
+    raise KeyTaken. The body is kept as *text* inside the jsonb column: PostgreSQL's jsonb
+    would reorder the keys, and a replay must be the same bytes."""
     await _insert(user_id, key, fingerprint, IdempotencyState.DONE, status_code, {"text": text})
 
 
@@ -126,8 +125,8 @@ async def resolve(user_id: int, key: str, fingerprint: str) -> Stored | None:
     if rec.state != IdempotencyState.DONE:
         raise RequestInProgress("a request with this Idempotency-Key is still running")
     stored = rec.response
-    body = json.loads(stored["text"]) if isinstance(stored, dict) and "text" in stored else stored
-    return Stored(status_code=rec.status_code or 200, body=body)
+    text = stored["text"] if isinstance(stored, dict) and "text" in stored else json.dumps(stored)
+    return Stored(status_code=rec.status_code or 200, text=text)
 
 
 async def purge_expired() -> int:

@@ -9,7 +9,7 @@ from core.schema import Id, In, Page, PageQuery
 from handlers import ordering
 from handlers.idempotency import HEADER
 from handlers.ordering import CancelIn, OrderCreate, OrderOut, RejectIn, ReturnIn, ShipmentIn
-from miniapp_api.framework import Api, Ctx, json_response
+from miniapp_api.framework import Api, Ctx
 
 api = Api()
 
@@ -42,7 +42,9 @@ async def place(ctx: Ctx) -> web.Response:
     admission = await ordering.admit_order(
         ctx.me, idempotency_key=ctx.request.headers.get(HEADER), body=ctx.body
     )
-    resp = json_response(admission.body, status=admission.status_code)
+    resp = web.Response(
+        text=admission.text, status=admission.status_code, content_type="application/json", charset="utf-8"
+    )
     if admission.replayed:
         resp.headers["Idempotent-Replayed"] = "true"
     return resp
