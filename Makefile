@@ -28,13 +28,16 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# pytest-xdist workers per pass (0 = one process): ~1.5x faster on 2 cores.
+TEST_WORKERS ?= 2
+
 test-embedded: install
-	QUDAO_TEST_BACKEND=embedded $(BIN)/pytest -q -p no:cacheprovider
+	QUDAO_TEST_BACKEND=embedded $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 # PostgreSQL + Redis: run when they answer; under CI=true they must answer.
 test-server: install
 	@if $(PY) -m tests.probe; then \
-	  QUDAO_TEST_BACKEND=server $(BIN)/pytest -q -p no:cacheprovider; \
+	  QUDAO_TEST_BACKEND=server $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS); \
 	elif [ "$$CI" = "true" ]; then \
 	  echo "CI=true but PostgreSQL ($(QUDAO_TEST_PG)) or Redis ($(QUDAO_TEST_REDIS)) does not answer"; exit 1; \
 	else \
