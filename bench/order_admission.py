@@ -72,7 +72,7 @@ async def _admin(sql: str) -> None:
 
 
 async def seed(db_url: str, skus: int) -> dict:
-    """Migrate and load the bench data; returns tokens and ids."""
+    """Migrate and load the bench data; returns the tokens, SKUs and the warehouse id."""
     from core.db import init_db, migrate_db
     from core.money import money
     from handlers.auth import token_hash
@@ -137,6 +137,8 @@ async def seed(db_url: str, skus: int) -> dict:
                 status=DistributorStatus.ACTIVE,
             )
             u = await User.create(display_name=f"压测{i}", role=UserRole.DISTRIBUTOR, distributor=d)
+            # the pgbench script's client n is distributor n + 1 and its user n + 1
+            assert d.id == u.id == i + 1, "bench database must be fresh"
             token = uuid.uuid4().hex + uuid.uuid4().hex
             await AuthToken.create(token_hash=token_hash(token), user=u, expires_at=now() + timedelta(days=1))
             tokens.append(token)
@@ -144,8 +146,6 @@ async def seed(db_url: str, skus: int) -> dict:
             "tokens": tokens,
             "skus": [p.sku for p in products],
             "warehouse_id": wh.id,
-            "distributor_id": 1,
-            "user_id": 1,
         }
     finally:
         await ctx.close_connections()
@@ -187,6 +187,8 @@ def run_pgbench(db_name: str, seeded: dict, clients: int, seconds: int) -> float
         str(SQL_SCRIPT),
         "-D",
         f"nsku={len(seeded['skus'])}",
+        "-D",
+        f"wid={seeded['warehouse_id']}",
         db_name,
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

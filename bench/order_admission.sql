@@ -3,7 +3,7 @@
 -- statement for statement and in the same order — see handlers/admission.py. pgbench runs it
 -- with -M prepared, as asyncpg prepares the app's statements. tests/test_bench_smoke.py checks
 -- it against the statements the app really sends, so the two cannot drift apart.
--- Variables from `pgbench -D`: nsku. Each client is one distributor (its id = client_id + 1,
+-- Variables from `pgbench -D`: nsku, wid (the warehouse). Each client is one distributor (its id = client_id + 1,
 -- its user the same id), as each app bench client is; stock row ids equal product ids.
 \set sid random(1, :nsku)
 \set did :client_id + 1
@@ -47,13 +47,13 @@ SELECT s.id AS id, s.product_id AS product_id, s.warehouse_id AS warehouse_id, s
   ORDER BY s.id FOR NO KEY UPDATE OF s;
 INSERT INTO "order_line" ("order_id", "product_id", "sku", "name", "warehouse_id", "qty", "free_qty", "unit_price",
                           "discount", "amount", "shipped_qty", "returned_qty")
-  VALUES (:id, :sid, 'B-' || lpad(:sid::text, 5, '0'), '螺纹钢 HRB400E 压测', 1, 1, 0, 10.00, 0.00, 10.00, 0, 0)
+  VALUES (:id, :sid, 'B-' || lpad(:sid::text, 5, '0'), '螺纹钢 HRB400E 压测', :wid, 1, 0, 10.00, 0.00, 10.00, 0, 0)
   RETURNING id, product_id, warehouse_id;
 UPDATE stock SET on_hand = on_hand + 0, reserved = reserved + 1, updated_at = now()
   WHERE id = :sid AND on_hand >= reserved + 1 RETURNING on_hand, reserved \gset
 INSERT INTO "stock_movement" ("reason", "ref_type", "ref_id", "delta_on_hand", "delta_reserved", "on_hand_after",
                               "reserved_after", "actor_id", "product_id", "warehouse_id", "created_at")
-  VALUES ('reserve', 'order', :id::text, 0, 1, :on_hand, :reserved, :did, :sid, 1, now());
+  VALUES ('reserve', 'order', :id::text, 0, 1, :on_hand, :reserved, :did, :sid, :wid, now());
 INSERT INTO "idempotency_record" ("user_id", "key", "request_hash", "state", "status_code", "response", "created_at",
                                   "expires_at")
   VALUES (:did, 'pgbench-' || :id::text, 'ef086c204bbf19aebe7415509a25382fba046422641c27d32c1e008fce489975', 'done', 201,
