@@ -31,20 +31,42 @@ def test_benches_import_and_have_main() -> None:
 
 
 async def test_loadgen_counts_answers(aiohttp_server) -> None:  # type: ignore[no-untyped-def]
-    async def hello(request: web.Request) -> web.Response:
-        return web.json_response({"ok": True}, status=200 if request.query.get("i", "0") != "3" else 503)
+    """The lean HTTP client reads every answer whole: sized, chunked and connection-closing
+    ones (a misread body would desynchronise the keep-alive connection and show as errors)."""
+    seen: list[bytes] = []
+
+    async def hello(request: web.Request) -> web.StreamResponse:
+        seen.append(await request.read())
+        i = request.query.get("i", "0")
+        if i == "1":  # chunked
+            resp = web.StreamResponse()
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            for part in (b'{"a":', b' "x" * 3000', b"}"):
+                await resp.write(part * (3000 if b"x" in part else 1))
+            await resp.write_eof()
+            return resp
+        resp = web.json_response({"ok": True, "pad": "y" * 5000}, status=200 if i != "3" else 503)
+        if i == "2":
+            resp.force_close()
+        return resp
 
     app = web.Application()
-    app.router.add_get("/x", hello)
+    app.router.add_route("*", "/x", hello)
     server = await aiohttp_server(app)
     result = await run_load(
         f"http://127.0.0.1:{server.port}",
-        lambda w, seq: Req("GET", f"/x?i={seq % 4}"),
+        lambda w, seq: Req(
+            "POST" if seq % 2 else "GET", f"/x?i={seq % 4}", json={"n": "渠道"} if seq % 2 else None
+        ),
         concurrency=2,
         duration=0.3,
         warmup=0.05,
     )
     assert result.ok > 0 and result.statuses[503] > 0 and result.rps > 0
+    assert result.statuses[200] >= 2 * result.statuses[503] - 2  # i = 0, 1, 2 are 200s
+    assert not result.errors, result.errors
+    assert set(seen) == {b"", '{"n": "渠道"}'.encode()}
     assert "req/s" in result.summary()
     assert loadgen.free_port() > 0
 
