@@ -42,7 +42,6 @@ from decimal import Decimal
 from typing import Any
 
 from tortoise import timezone
-from tortoise.transactions import in_transaction
 
 from core.clock import now, today
 from core.errors import (
@@ -72,7 +71,7 @@ from handlers.order_io import (
 )
 from handlers.pricing import LineTerms, ProductRow, context_of, line_terms, quotes_by_sku
 from handlers.scope import require_distributor_in_scope
-from handlers.sql import insert, insert_many, params
+from handlers.sql import insert, insert_many, params, pinned, transaction
 from models.base import DistributorStatus, MovementReason, OrderStatus, PaymentTerms, ProductStatus
 from models.distributor import Distributor
 from models.order import Order, OrderCounter, OrderLine
@@ -187,18 +186,19 @@ async def _admit(
     # The number is drawn in its own short statement, outside the transaction, so the per-day
     # counter row is never locked for a whole admission (every order would queue on it).
     # The price: a request that then fails (or replays) leaves a gap; numbers are never reused.
-    number = await _next_number()
-    async with in_transaction():
-        try:
-            order, order_lines = await _write_order(actor, number, dist_id, lines, data)
-        except DomainError:
-            # Refused — unless a concurrent request with this key got there first (it may be
-            # why the stock or credit ran out): then its response is ours (KeyTaken).
-            await idempotency.claim(actor.user_id, key, fingerprint)
-            raise
-        out = _order_out(order, order_lines)
-        text = out.model_dump_json()
-        await idempotency.store(actor.user_id, key, fingerprint, 201, text)
+    async with pinned():  # one pooled connection for the number and the transaction
+        number = await _next_number()
+        async with transaction():
+            try:
+                order, order_lines = await _write_order(actor, number, dist_id, lines, data)
+            except DomainError:
+                # Refused — unless a concurrent request with this key got there first (it may be
+                # why the stock or credit ran out): then its response is ours (KeyTaken).
+                await idempotency.claim(actor.user_id, key, fingerprint)
+                raise
+            out = _order_out(order, order_lines)
+            text = out.model_dump_json()
+            await idempotency.store(actor.user_id, key, fingerprint, 201, text)
     return Admission(out, 201, text, False)
 
 

@@ -39,7 +39,7 @@ from core.schema import In, Money, Out, Page, StrictId
 from handlers.actor import Actor
 from handlers.audit import record, snapshot
 from handlers.scope import require_distributor_in_scope, scoped
-from handlers.sql import fetch
+from handlers.sql import db_of, fetch
 from models.base import OrderStatus, PaymentTerms, ReceivableKind
 from models.distributor import Distributor
 from models.finance import Payment, ReceivableEntry
@@ -83,7 +83,7 @@ _EXPOSURE_SQL = (
 
 async def credit_exposure(distributor_id: int) -> Decimal:
     """Receivables balance + open orders' unshipped value (one statement on PostgreSQL)."""
-    db = Order._meta.db
+    db = db_of(Order)
     if db.capabilities.dialect == "postgres":
         row = (await fetch(db, _EXPOSURE_SQL, [distributor_id]))[0]
         return money(row["r"]) + money(row["o"])

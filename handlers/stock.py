@@ -34,7 +34,7 @@ from core.errors import InsufficientStock, NotFound, ValidationError
 from core.schema import In, Out, Page, StrictId
 from handlers.actor import Actor
 from handlers.audit import record, snapshot
-from handlers.sql import SqlParams, fetch, insert_models
+from handlers.sql import SqlParams, db_of, fetch, insert_models
 from models.base import MovementReason
 from models.distributor import Distributor
 from models.product import Product
@@ -142,7 +142,7 @@ async def list_stock(
 ) -> Page[StockRow]:
     """Stock rows the actor may see, by product then warehouse; a warehouse outside its view
     is NotFound."""
-    db = Stock._meta.db
+    db = db_of(Stock)
     dialect = db.capabilities.dialect
     rows = await db.execute_query_dict(
         *_stock_sql(dialect, actor, sku, warehouse_id, page_size, (page - 1) * page_size)
@@ -213,7 +213,7 @@ _CHANGE_SQL = (
 
 
 async def _select_locked(p: SqlParams, where: str) -> list[Row]:
-    db = Stock._meta.db
+    db = db_of(Stock)
     sql = _LOCK_SQL.format(where=where, lock=" FOR NO KEY UPDATE OF s" if p.pg else "")
     return [Row(**r) for r in await fetch(db, sql, p.values)]
 
@@ -222,7 +222,7 @@ async def lock(stock_ids: list[int]) -> dict[int, Row]:
     """The rows, locked in id order on PostgreSQL (a plain read inside SQLite's one writer)."""
     if not stock_ids:
         return {}
-    p = SqlParams(Stock._meta.db.capabilities.dialect)
+    p = SqlParams(db_of(Stock).capabilities.dialect)
     rows = await _select_locked(p, p.any_int("s.id", sorted(set(stock_ids))))
     return {r.id: r for r in rows}
 
@@ -230,7 +230,7 @@ async def lock(stock_ids: list[int]) -> dict[int, Row]:
 async def lock_for_order(distributor: Any, product_ids: list[int]) -> list[Row]:
     """The stock rows an order of `distributor` may draw these products from, locked in id
     order by one statement, returned in the drawing order of `order_warehouses`."""
-    p = SqlParams(Stock._meta.db.capabilities.dialect)
+    p = SqlParams(db_of(Stock).capabilities.dialect)
     where = (
         f"{p.any_int('s.product_id', product_ids)} AND w.active"
         f" AND (w.distributor_id IS NULL OR w.distributor_id = {p(distributor.id)})"
@@ -251,7 +251,7 @@ async def change(
     """Apply a delta to a (locked) row and return its unsaved ledger row. The conditional
     UPDATE only matches if the result keeps 0 <= reserved <= on_hand (else InsufficientStock);
     the balances after come back from the UPDATE itself."""
-    db = Stock._meta.db
+    db = db_of(Stock)
     p = SqlParams(db.capabilities.dialect)
     # reserved + dr >= 0 and reserved + dr <= on_hand + do (which also gives on_hand + do >= 0)
     sql = _CHANGE_SQL.format(
