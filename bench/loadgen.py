@@ -232,10 +232,9 @@ def _serve_main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--reuse-port", action="store_true")
     args = parser.parse_args(argv)
-    import uvloop
     from aiohttp import web
 
-    from core.app import create_app
+    from core.app import create_app, run
     from core.config import load_config
     from core.logging import setup_logging
 
@@ -254,15 +253,7 @@ def _serve_main(argv: list[str]) -> int:
             profiler.dump_stats(f"{profile}.{os.getpid()}")
 
         app.on_shutdown.append(dump)
-    web.run_app(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        access_log=None,
-        print=None,
-        reuse_port=args.reuse_port or None,
-        loop=uvloop.new_event_loop(),
-    )
+    run(app, host="127.0.0.1", port=args.port, reuse_port=args.reuse_port)  # as `qudao serve`
     return 0
 
 

@@ -31,15 +31,13 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 
 @command("serve", "serve the HTTP API, bot webhooks and (unless disabled) the scheduler", _serve_args)
 def serve(config: Config, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from core.app import create_app
+    from core.app import create_app, run
 
     app = create_app(config, scheduler=False if args.no_scheduler else None)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     print(f"Qudao serving on http://{host}:{port}  (healthz: /healthz, docs: /api/docs)", flush=True)
-    web.run_app(app, host=host, port=port, access_log=None, print=None, handle_signals=True)
+    run(app, host=host, port=port)
     return 0
 
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import asyncpg
@@ -242,25 +242,42 @@ async def insert_many(
     (PostgreSQL waits for a concurrent inserter of the same key to finish first); RETURNING
     then lists only the rows written."""
     db = db_of(model)
-    table, columns, _, _ = _plan(model)
+    dialect = db.capabilities.dialect
     at = timezone.now()
     prepared = [_row(model, r, at) for r in rows]
     out: list[dict[str, Any]] = []
     for start in range(0, len(prepared), CHUNK):
         chunk = prepared[start : start + CHUNK]
-        names = list(chunk[0])
-        p = SqlParams(db.capabilities.dialect)
-        values = ", ".join("(" + ", ".join(p(r[n]) for n in names) + ")" for r in chunk)
-        cols = ", ".join(f'"{columns[n]}"' for n in names)
-        sql = f'INSERT INTO "{table}" ({cols}) VALUES {values}'
-        if ignore_conflict_on:
-            sql += f" ON CONFLICT ({ignore_conflict_on}) DO NOTHING"
+        names = tuple(chunk[0])
+        sql = _insert_sql(model, names, len(chunk), dialect, returning, ignore_conflict_on)
+        values = [r[n] for r in chunk for n in names]
         if returning:
-            sql += f" RETURNING {returning}"
-            out.extend(await fetch(db, sql, p.values))
+            out.extend(await fetch(db, sql, values))
         else:
-            await execute(db, sql, p.values)
+            await execute(db, sql, values)
     return out
+
+
+@lru_cache(maxsize=512)
+def _insert_sql(
+    model: type[Model],
+    names: tuple[str, ...],
+    rows: int,
+    dialect: str,
+    returning: str | None,
+    conflict: str | None,
+) -> str:
+    """The INSERT text for `rows` rows of these fields (built once: the hot paths repeat it)."""
+    table, columns, _, _ = _plan(model)
+    p = SqlParams(dialect)
+    values = ", ".join("(" + ", ".join(p(None) for _ in names) + ")" for _ in range(rows))
+    cols = ", ".join(f'"{columns[n]}"' for n in names)
+    sql = f'INSERT INTO "{table}" ({cols}) VALUES {values}'
+    if conflict:
+        sql += f" ON CONFLICT ({conflict}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {returning}"
+    return sql
 
 
 async def insert_models(
