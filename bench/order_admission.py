@@ -46,7 +46,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.loadgen import LoadResult, Req, run_load, serve
+from bench.loadgen import LoadResult, Req, drive, run_load, serve
 
 HERE = Path(__file__).resolve().parent
 SQL_SCRIPT = HERE / "order_admission.sql"
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         with serve(env, workers=args.workers) as base:
 
             def app_run() -> LoadResult:
-                return asyncio.run(
+                return drive(
                     run_load(base, order, concurrency=args.concurrency, duration=half, warmup=args.warmup)
                 )
 

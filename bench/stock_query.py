@@ -27,7 +27,7 @@ import random
 import sys
 import uuid
 
-from bench.loadgen import Req, run_load, serve
+from bench.loadgen import Req, drive, run_load, serve
 from bench.order_admission import ADMIN_URL, _admin, _db_url
 
 WAREHOUSES = 8
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             "QUDAO_SCHEDULER__ENABLED": "false",
         }
         with serve(app_env, workers=args.workers) as base:
-            app = asyncio.run(
+            app = drive(
                 run_load(
                     base, query, concurrency=args.concurrency, duration=args.duration, warmup=args.warmup
                 )
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             "BENCH_DISTRIBUTOR_ID": str(seeded["distributor_id"]),
         }
         with serve(bare_env, workers=args.workers, target=("bench.stock_query", "bare")) as base:
-            bare = asyncio.run(
+            bare = drive(
                 run_load(
                     base, query, concurrency=args.concurrency, duration=args.duration, warmup=args.warmup
                 )
