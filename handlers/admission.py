@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from tortoise import timezone
@@ -62,11 +63,11 @@ from handlers.events import emit
 from handlers.finance import credit_exposure
 from handlers.order_io import (
     OrderCreate,
-    OrderLineOut,
     OrderOut,
     Wanted,
     field_error,
     merge_lines,
+    order_out,
     parse_in,
 )
 from handlers.pricing import LineTerms, ProductRow, context_of, line_terms, quotes_by_sku
@@ -393,33 +394,16 @@ async def _write_lines(
     return lines
 
 
+# What a new order has not got yet (order_io.order_out reads them all).
+_UNSET = dict.fromkeys(
+    ("reject_reason", "cancel_reason", "shipped_at", "received_at", "completed_at", "cancelled_at")
+)
+
+
 def _order_out(order: dict[str, Any], lines: list[dict[str, Any]]) -> OrderOut:
-    """The new order as `handlers.order_io.order_out` shows it, from the values written."""
-    return OrderOut(
-        id=order["id"],
-        number=order["number"],
-        distributor_id=order["distributor_id"],
-        placed_by_id=order["placed_by_id"],
-        status=str(order["status"]),
-        partially_shipped=False,
-        lines=[
-            OrderLineOut.model_validate({k: x[k] for k in OrderLineOut.model_fields})
-            for x in sorted(lines, key=lambda x: x["id"])
-        ],
-        total_amount=order["total_amount"],
-        discount_amount=order["discount_amount"],
-        shipped_amount=order["shipped_amount"],
-        ship_to=order["ship_to"],
-        note=order["note"],
-        reject_reason=None,
-        cancel_reason=None,
-        created_at=order["created_at"],
-        approved_at=order["approved_at"],
-        shipped_at=None,
-        received_at=None,
-        completed_at=None,
-        cancelled_at=None,
-    )
+    """The new order as every order answer shows it (`order_io.order_out`), from the values
+    written rather than read back."""
+    return order_out(SimpleNamespace(**_UNSET, **order), [SimpleNamespace(**x) for x in lines])  # type: ignore[arg-type]
 
 
 _COUNTER_SQL = (

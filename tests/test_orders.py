@@ -92,6 +92,19 @@ async def test_order_freezes_price_reserves_stock_and_writes_the_ledger(client) 
     await assert_consistent()
 
 
+async def test_the_admission_answer_is_the_order_as_read_back(client) -> None:
+    """The 201 is built from the values written (no read-back); it must be exactly what
+    GET /orders/{id} shows, auto-approval and a split line included."""
+    s = await _shop(client, on_hand=2, price="7.25")
+    other = await make_warehouse(region="华南")
+    await make_stock(other, s["product"], 5)
+    with_config(orders={"auto_approve_max_amount": "1000"})
+    status, body = await order(client, s["h"], {**one_line(s["product"], 6), "note": "拆单"})
+    assert status == 201 and body["status"] == "approved" and len(body["lines"]) == 2, body
+    got = await (await client.get(f"{API}/orders/{body['id']}", headers=s["h"])).json()
+    assert {**got, "shipments": None, "returns": None} == body
+
+
 async def test_order_numbers_increase_within_the_day(client) -> None:
     s = await _shop(client)
     numbers = [(await order(client, s["h"], one_line(s["product"], 1)))[1]["number"] for _ in range(3)]
