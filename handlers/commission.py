@@ -1,4 +1,5 @@
-"""The commission ledger: accrual at completion, reversal on returns, tier adjustments, reads.
+"""The commission ledger: accrual at completion, reversal on returns, tier adjustments
+(reading it: `handlers.commission_reads`; months and quarters: `handlers.periods`).
 
 Who earns
 ---------
@@ -43,30 +44,25 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from core.clock import BUSINESS_TZ, now, today
-from core.errors import NotFound, ValidationError
+from core.clock import BUSINESS_TZ, now
 from core.logging import get_logger
 from core.money import money
-from core.schema import Money, Out
-from handlers.actor import Actor, Role
 from handlers.commission_rules import (
-    Rate,
     accrual_segments,
     commission_of,
     pick_rule,
-    rate_str,
     rule_tiers,
     rules_valid_on,
     tier_at,
 )
 from handlers.events import emit
+from handlers.periods import month_of, next_month, quarter_of, tier_periods_ending
 from models.base import (
     Beneficiary,
     CommissionEntryKind,
@@ -85,62 +81,6 @@ from models.user import SalesAssignment, User
 
 log = get_logger("qudao.commission")
 CENTS = Decimal("0.01")
-
-
-# --- periods (business time zone) -------------------------------------------------------------
-
-
-def month_of(moment: datetime) -> str:
-    local = moment.astimezone(BUSINESS_TZ)
-    return f"{local.year:04d}-{local.month:02d}"
-
-
-def parse_month(value: str) -> str:
-    """'2026-11' -> '2026-11'; anything else is a ValidationError."""
-    text = (value or "").strip()
-    if len(text) == 7 and text[4] == "-" and text[:4].isdigit() and text[5:].isdigit():
-        year, month = int(text[:4]), int(text[5:])
-        if 2000 <= year <= 2999 and 1 <= month <= 12:
-            return text
-    raise ValidationError("period must be YYYY-MM", {"field": "period"})
-
-
-def next_month(month: str) -> str:
-    year, mon = int(month[:4]), int(month[5:])
-    return f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
-
-
-def previous_month(month: str) -> str:
-    year, mon = int(month[:4]), int(month[5:])
-    return f"{year - 1:04d}-12" if mon == 1 else f"{year:04d}-{mon - 1:02d}"
-
-
-def current_month() -> str:
-    day = today()
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def quarter_of(month: str) -> str:
-    return f"{month[:4]}-Q{(int(month[5:]) - 1) // 3 + 1}"
-
-
-def is_quarter_end(month: str) -> bool:
-    return int(month[5:]) % 3 == 0
-
-
-def tier_periods_ending(month: str) -> list[str]:
-    """The tier periods a statement for `month` closes: the month, and its quarter at quarter end."""
-    return [month, quarter_of(month)] if is_quarter_end(month) else [month]
-
-
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """[start, end) of a business month, in UTC (SQLite compares stored datetimes as text,
-    so filters must use the same zone as the stored values)."""
-    year, mon = int(month[:4]), int(month[5:])
-    start = datetime(year, mon, 1, tzinfo=BUSINESS_TZ)
-    nxt = next_month(month)
-    end = datetime(int(nxt[:4]), int(nxt[5:]), 1, tzinfo=BUSINESS_TZ)
-    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def tier_period_for(rule: CommissionRule, month: str) -> str:
@@ -641,125 +581,3 @@ async def tier_adjustments(subject_key: str, month: str) -> list[Draft]:
             )
         )
     return drafts
-
-
-# --- reads ------------------------------------------------------------------------------------
-
-
-class BeneficiaryOut(Out):
-    type: str  # "user" | "distributor"
-    id: int
-    name: str
-
-
-class CommissionItem(Out):
-    id: int
-    kind: str
-    order_id: int | None
-    order_number: str | None
-    rule_id: int
-    rule_name: str
-    period: str
-    tier_period: str | None
-    base: Money
-    rate: Rate
-    amount: Money
-    statement_id: int | None
-    created_at: datetime
-    detail: dict[str, Any]
-
-
-class CommissionsOut(Out):
-    period: str
-    beneficiary: BeneficiaryOut | None
-    total: Money
-    items: list[CommissionItem]
-
-
-async def reps_in_scope(actor: Actor) -> set[int] | None:
-    """Sales users a staff member may look at: those serving a distributor in its scope."""
-    if actor.distributor_ids is None:
-        return None
-    ids = sorted(actor.distributor_ids)
-    assigned = await SalesAssignment.filter(distributor_id__in=ids).values_list("user_id", flat=True)
-    reps = await Distributor.filter(id__in=ids, sales_rep_id__isnull=False).values_list(
-        "sales_rep_id", flat=True
-    )
-    return {int(x) for x in [*assigned, *reps]}  # type: ignore[call-overload]
-
-
-async def subject_for(actor: Actor, beneficiary_id: int | None = None) -> tuple[str, BeneficiaryOut | None]:
-    """The subject key whose commissions the caller asked for (404 when out of scope)."""
-    if beneficiary_id is None or beneficiary_id == actor.user_id:
-        if actor.role == Role.distributor and actor.distributor_id is not None:
-            dist = await Distributor.get(id=actor.distributor_id)
-            return f"distributor:{dist.id}", BeneficiaryOut(type="distributor", id=dist.id, name=dist.name)
-        return f"user:{actor.user_id}", BeneficiaryOut(type="user", id=actor.user_id, name=actor.display_name)
-    if not actor.is_staff:
-        raise NotFound("beneficiary not found")
-    user = await User.get_or_none(id=beneficiary_id)
-    if user is None:
-        raise NotFound("beneficiary not found")
-    if user.role == UserRole.SALES:
-        reps = await reps_in_scope(actor)
-        if reps is not None and user.id not in reps:
-            raise NotFound("beneficiary not found")
-        return f"user:{user.id}", BeneficiaryOut(type="user", id=user.id, name=user.display_name)
-    dist_id = user.distributor_id  # type: ignore[attr-defined]
-    if user.role == UserRole.DISTRIBUTOR and dist_id is not None and actor.may_see_distributor(dist_id):
-        dist = await Distributor.get(id=dist_id)
-        return f"distributor:{dist.id}", BeneficiaryOut(type="distributor", id=dist.id, name=dist.name)
-    raise NotFound("beneficiary not found")
-
-
-def item_of(e: CommissionEntry, rule_names: dict[int, str]) -> CommissionItem:
-    return CommissionItem(
-        id=e.id,
-        kind=str(e.kind),
-        order_id=e.order_id,  # type: ignore[attr-defined]
-        order_number=e.detail.get("order_number"),
-        rule_id=e.rule_id,  # type: ignore[attr-defined]
-        rule_name=rule_names.get(e.rule_id, ""),  # type: ignore[attr-defined]
-        period=e.period,
-        tier_period=e.tier_period,
-        base=money(e.base),
-        rate=Decimal(e.rate),
-        amount=money(e.amount),
-        statement_id=e.statement_id,  # type: ignore[attr-defined]
-        created_at=e.created_at,
-        detail=e.detail,
-    )
-
-
-async def rule_names(ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = await CommissionRule.filter(id__in=sorted(ids)).values_list("id", "name")
-    return {int(i): str(n) for i, n in rows}
-
-
-async def get_commissions(
-    actor: Actor, period: str | None = None, beneficiary_id: int | None = None
-) -> CommissionsOut:
-    """The caller's commission entries of one month (default: this month), not paged;
-    `total` is the money sum of the items. Staff may name a beneficiary (a user id) in scope."""
-    month = parse_month(period) if period else current_month()
-    subject_key, who = await subject_for(actor, beneficiary_id)
-    entries = await CommissionEntry.filter(subject_key=subject_key, period=month).order_by("id")
-    names = await rule_names({e.rule_id for e in entries})  # type: ignore[attr-defined]
-    items = [item_of(e, names) for e in entries]
-    total = money(sum((i.amount for i in items), Decimal(0)))
-    return CommissionsOut(period=month, beneficiary=who, total=total, items=items)
-
-
-def month_range(first: str, last: str) -> list[str]:
-    out = []
-    month = first
-    while month <= last and len(out) < 1200:
-        out.append(month)
-        month = next_month(month)
-    return out
-
-
-def rate_text(value: Decimal) -> str:
-    return rate_str(value)

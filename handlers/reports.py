@@ -37,8 +37,9 @@ from core.errors import ValidationError
 from core.money import money
 from core.schema import Id, Out, Query
 from handlers.actor import Actor, Role
-from handlers.commission import current_month, month_range, parse_month, reps_in_scope
+from handlers.commission_reads import reps_in_scope
 from handlers.finance import receivables_aging
+from handlers.periods import current_month, month_range, parse_month
 from handlers.scope import scoped
 from handlers.stock import visible_warehouses
 from models.base import CommissionEntryKind, MovementReason, OrderStatus, StatementKind

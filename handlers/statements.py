@@ -44,21 +44,10 @@ from core.money import money
 from core.schema import MAX_ID, In, Money, Out, Page, PageQuery
 from handlers.actor import SYSTEM, Actor, Role
 from handlers.audit import record
-from handlers.commission import (
-    BeneficiaryOut,
-    current_month,
-    lock,
-    month_bounds,
-    parse_month,
-    previous_month,
-    rate_text,
-    reps_in_scope,
-    rule_names,
-    statement_lock,
-    tier_adjustments,
-    tier_periods_ending,
-)
+from handlers.commission import lock, statement_lock, tier_adjustments
+from handlers.commission_reads import BeneficiaryOut, rate_text, reps_in_scope, rule_names
 from handlers.events import emit
+from handlers.periods import current_month, month_bounds, parse_month, previous_month, tier_periods_ending
 from models.base import ReceivableKind, StatementKind, StatementStatus
 from models.commission import CommissionEntry, Statement
 from models.distributor import Distributor

@@ -11,7 +11,7 @@ import pytest
 
 from core.clock import BUSINESS_TZ, FixedClock, SystemClock, set_clock
 from handlers.auth import build_actor
-from handlers.commission import get_commissions
+from handlers.commission_reads import get_commissions
 from handlers.statements import close_period, confirm_statement, dispute_statement
 from models.base import Beneficiary, ReceivableKind, StatementKind, StatementStatus
 from models.commission import CommissionEntry, Statement

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from core.money import money
-from handlers.commission import allocate, month_bounds, next_month, parse_month, quarter_of, split_even
+from handlers.commission import allocate, split_even
 from handlers.commission_rules import (
     RuleIn,
     accrual_segments,
@@ -20,6 +20,7 @@ from handlers.commission_rules import (
     tier_at,
     tiers_of,
 )
+from handlers.periods import month_bounds, next_month, parse_month, quarter_of
 from models.base import Beneficiary, CommissionMode
 
 D = Decimal

@@ -6,7 +6,7 @@ import re
 
 from bot.router import ChatContext, Router
 from core.money import money_str
-from handlers import commission
+from handlers import commission_reads, periods
 
 router = Router("commission")
 
@@ -18,7 +18,7 @@ MAX_LINES = 10
 @router.command("本月佣金", "上月佣金", "佣金", "我的佣金", "提成")
 async def handle_commission(ctx: ChatContext, rest: str) -> str:
     period = _period(ctx.text, rest)
-    data = await commission.get_commissions(ctx.me, period)
+    data = await commission_reads.get_commissions(ctx.me, period)
     if not data.items:
         return f"{data.period} 暂无佣金记录。"
     out = [f"{data.period} 佣金合计 ¥{money_str(data.total)}（{len(data.items)} 笔）："]
@@ -35,5 +35,5 @@ def _period(text: str, rest: str) -> str | None:
     if m and 1 <= int(m[2]) <= 12:
         return f"{m[1]}-{int(m[2]):02d}"
     if text.startswith("上月"):
-        return commission.previous_month(commission.current_month())
+        return periods.previous_month(periods.current_month())
     return None  # this month

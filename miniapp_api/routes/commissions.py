@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from core.schema import Id, In, Page, Query
-from handlers import commission, statements
-from handlers.commission import CommissionsOut
+from handlers import commission_reads, statements
+from handlers.commission_reads import CommissionsOut
 from handlers.statements import DisputeIn, StatementOut, StatementQuery
 from miniapp_api.framework import Api, Ctx
 
@@ -25,7 +25,7 @@ class Empty(In):
 @api.route("GET", "/commissions", query=CommissionsQuery, response=CommissionsOut, tags=("commission",))
 async def get_commissions(ctx: Ctx) -> CommissionsOut:
     """The caller's commission entries of a month, not paged; total = the sum of the items."""
-    return await commission.get_commissions(ctx.me, ctx.query.period, ctx.query.beneficiary_id)
+    return await commission_reads.get_commissions(ctx.me, ctx.query.period, ctx.query.beneficiary_id)
 
 
 @api.route("GET", "/statements", query=StatementQuery, response=Page[StatementOut], tags=("commission",))
