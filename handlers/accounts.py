@@ -28,7 +28,6 @@ from handlers.passwords import verify_password
 from models.base import UserStatus
 from models.user import Identity, SalesAssignment, User
 
-LOCK_SECONDS = 900  # a locked username waits this long after the last allowed failure
 BIND_TICKET_TTL = 600  # seconds a {bound: false} answer's ticket stays usable
 
 
@@ -170,19 +169,20 @@ async def password_login(username: str, password: str) -> LoginOut:
     applies to unknown usernames, so lock-out reveals nothing about which names exist."""
     kv = runtime().kv
     limit = runtime().config.limits.login_failures_before_lock
+    lock_s = runtime().config.limits.login_lock_s  # counted from the last allowed failure
     key = _fail_key(username)
     user = await User.get_or_none(username=username)
     if user is not None and user.locked_until is not None and user.locked_until > now():
         raise RateLimited("too many failed logins; try later", (user.locked_until - now()).total_seconds())
-    attempt = await kv.incr(key, ttl=LOCK_SECONDS)
+    attempt = await kv.incr(key, ttl=lock_s)
     if attempt > limit:
-        raise RateLimited("too many failed logins; try later", await kv.ttl(key) or LOCK_SECONDS)
+        raise RateLimited("too many failed logins; try later", await kv.ttl(key) or lock_s)
     ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
     if not ok:
         if user is not None:
             fields: dict[str, object] = {"failed_logins": F("failed_logins") + 1}
             if attempt >= limit:
-                fields["locked_until"] = now() + timedelta(seconds=LOCK_SECONDS)
+                fields["locked_until"] = now() + timedelta(seconds=lock_s)
             await User.filter(id=user.id).update(**fields)
         raise Unauthenticated("wrong username or password")
     assert user is not None

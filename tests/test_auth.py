@@ -10,6 +10,7 @@ import pytest
 
 from channels.fake.app import create_fake_app
 from channels.fake.state import FakeState
+from core import runtime as rt
 from core.clock import now
 from core.config import Config
 from handlers.identity import issue_invite_code
@@ -89,6 +90,20 @@ async def test_password_login_after_failures_locks_even_the_right_password(clien
     assert (await resp.json())["error"]["code"] == "rate_limited"
     await user.refresh_from_db()
     assert user.failed_logins == 3 and user.locked_until is not None and user.locked_until > now()
+
+
+async def test_lock_lasts_login_lock_s_then_the_right_password_works(client) -> None:
+    r = rt.runtime()
+    r.config = r.config.with_overrides({"limits": {"login_lock_s": 1}})
+    user = await make_user(UserRole.SALES)
+    for _ in range(3):
+        assert (await login(client, user.username, "nope")).status == 401
+    resp = await login(client, user.username)
+    assert resp.status == 429 and 0 < float(resp.headers["Retry-After"]) <= 1
+    await asyncio.sleep(1.3)
+    assert (await login(client, user.username)).status == 200
+    await user.refresh_from_db()
+    assert user.failed_logins == 0 and user.locked_until is None
 
 
 async def test_password_login_concurrent_guesses_get_at_most_limit_tries(client) -> None:
