@@ -227,9 +227,6 @@ async def notify(
     """
     if (recipient_id is None) == (recipient_ref is None):
         raise ValueError("notify needs exactly one of recipient_id and recipient_ref")
-    key = safe_dedupe_key(dedupe_key)
-    if await Notification.exists(dedupe_key=key):
-        return None
     if channel is not None:
         ch = Channel(channel)
     elif recipient_ref is not None:
@@ -244,16 +241,18 @@ async def notify(
         title=title,
         body=body,
         payload=payload,
-        dedupe_key=key,
+        dedupe_key=dedupe_key,
         urgent=urgent,
         channel=ch,
         at=clock_now(),
     )
-    try:
-        async with in_transaction():  # a savepoint inside the caller's transaction
-            await row.save()
-    except IntegrityError:
-        return None  # a concurrent writer inserted the same key first
+    # The same write as every batch (insert_rows): insert-or-ignore on the unique key, so a
+    # concurrent writer of the same key makes this wait, then skip.
+    written = await insert_models([row], returning="id", ignore_conflict_on="dedupe_key")
+    if not written:
+        return None
+    row.id = written[0]["id"]
+    row._saved_in_db = True
     return row
 
 
