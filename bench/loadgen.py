@@ -94,8 +94,9 @@ async def run_load(
             try:
                 if conn is None:
                     conn = _Conn(*await asyncio.open_connection(host, port))
-                status, keep = await asyncio.wait_for(conn.exchange(_encode(req, parts.netloc)), 60)
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+                async with asyncio.timeout(60):  # no task per request, unlike wait_for
+                    status, keep = await conn.exchange(_encode(req, parts.netloc))
+            except _FAILURES as exc:
                 if conn is not None:
                     conn.close()
                     conn = None
@@ -116,6 +117,10 @@ async def run_load(
 
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
     return result
+
+
+# What a broken connection, a stuck server or a garbled answer raise: counted, then reconnect.
+_FAILURES = (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError)
 
 
 def drive(load: Coroutine[Any, Any, LoadResult]) -> LoadResult:
