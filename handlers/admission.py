@@ -108,15 +108,25 @@ async def admit_order(
     target = _target_distributor(actor, data.distributor_id)
     lines = merge_lines(data.lines)
     await _rate_limit(actor)
+    if await idempotency.completed(actor.user_id, key):  # a retry: replay without redoing it
+        stored = await idempotency.resolve(actor.user_id, key, fingerprint)
+        if stored is not None:
+            return _replay(stored)
     for _ in range(3):
         try:
-            return await _admit(actor, key, fingerprint, target, lines, data)
+            admission = await _admit(actor, key, fingerprint, target, lines, data)
         except idempotency.KeyTaken:
             stored = await idempotency.resolve(actor.user_id, key, fingerprint)
+        else:
+            await idempotency.remember(actor.user_id, key)  # committed by now
+            return admission
         if stored is not None:
-            order = OrderOut.model_validate_json(stored.text)
-            return Admission(order, stored.status_code, stored.text, True)
+            return _replay(stored)
     raise RequestInProgress("a request with this Idempotency-Key is still running")
+
+
+def _replay(stored: idempotency.Stored) -> Admission:
+    return Admission(OrderOut.model_validate_json(stored.text), stored.status_code, stored.text, True)
 
 
 def _target_distributor(actor: Actor, distributor_id: int | None) -> int:
@@ -186,7 +196,8 @@ async def _admit(
 ) -> Admission:
     # The number is drawn in its own short statement, outside the transaction, so the per-day
     # counter row is never locked for a whole admission (every order would queue on it).
-    # The price: a request that then fails (or replays) leaves a gap; numbers are never reused.
+    # The price: a request that then fails, or a duplicate racing the first, leaves a gap;
+    # numbers are never reused. (A retry of a finished key replays before drawing one.)
     async with pinned():  # one pooled connection for the number and the transaction
         number = await _next_number()
         async with transaction():

@@ -23,6 +23,12 @@ How a keyed write uses this module (see `handlers.admission.admit_order`):
 
 Only successful responses are stored. A refused request rolls its claim back, so retrying it
 with the same key runs it again — once stock or credit allows it, it succeeds exactly once.
+
+5. After the commit, `remember` leaves a hint in the kv store (as long as the record lives);
+   a request whose key has the hint (`completed`) goes straight to `resolve`, so a client's
+   retry of a finished write replays without redoing it (no order number drawn, no locks
+   taken). The hint is only a shortcut: without it (kv flushed, a crash before it was set)
+   the insert-or-ignore above still decides.
 """
 
 from __future__ import annotations
@@ -67,6 +73,19 @@ def check_key(key: str | None) -> str:
 def request_hash(data: Any) -> str:
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _hint(user_id: int, key: str) -> str:
+    return f"idem:done:{user_id}:{key}"
+
+
+async def remember(user_id: int, key: str) -> None:
+    """After the commit: this user's key is done (a hint for `completed`)."""
+    await runtime().kv.set(_hint(user_id, key), "1", ttl=runtime().config.orders.idempotency_ttl_s)
+
+
+async def completed(user_id: int, key: str) -> bool:
+    return await runtime().kv.get(_hint(user_id, key)) is not None
 
 
 async def claim(user_id: int, key: str, fingerprint: str) -> None:

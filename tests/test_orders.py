@@ -156,6 +156,23 @@ async def test_same_key_same_body_replays_the_first_answer(client) -> None:
     assert await stock_of(s["warehouse"], s["product"]) == (50, 2)
 
 
+async def test_a_retry_of_a_finished_order_draws_no_number_and_takes_no_stock(client) -> None:
+    """Retries replay before any work (the kv hint); without the hint (kv flushed) the key's
+    unique record still decides, at the price of a skipped number."""
+    s = await _shop(client)
+    key = new_key()
+    first = await order(client, s["h"], one_line(s["product"], 2), key)
+    for _ in range(3):
+        assert await order(client, s["h"], one_line(s["product"], 2), key) == first
+    second = await order(client, s["h"], one_line(s["product"], 1))
+    assert int(second[1]["number"][-4:]) == int(first[1]["number"][-4:]) + 1  # no gap
+    await rt.runtime().kv.flush_namespace()  # the hint is gone: the database decides
+    assert await order(client, s["h"], one_line(s["product"], 2), key) == first
+    assert await Order.all().count() == 2
+    assert await stock_of(s["warehouse"], s["product"]) == (50, 3)
+    await assert_consistent()
+
+
 async def test_same_key_different_body_is_422(client) -> None:
     s = await _shop(client)
     key = new_key()
