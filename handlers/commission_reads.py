@@ -10,7 +10,7 @@ from core.errors import NotFound
 from core.money import money
 from core.schema import Money, Out
 from handlers.actor import Actor, Role
-from handlers.commission_rules import Rate, rate_str
+from handlers.commission_rules import Rate
 from handlers.periods import current_month, parse_month
 from models.base import UserRole
 from models.commission import CommissionEntry, CommissionRule
@@ -122,7 +122,3 @@ async def get_commissions(
     items = [item_of(e, names) for e in entries]
     total = money(sum((i.amount for i in items), Decimal(0)))
     return CommissionsOut(period=month, beneficiary=who, total=total, items=items)
-
-
-def rate_text(value: Decimal) -> str:
-    return rate_str(value)

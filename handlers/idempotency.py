@@ -20,15 +20,14 @@ How a keyed write uses this module (see `handlers.admission.admit_order`):
    own work back) and calls `resolve`: same fingerprint and done -> the stored response is
    replayed (same status and body); different fingerprint -> 422 ``idempotency_key_reused``;
    a record older than its expiry is deleted and the request runs anew.
-
-Only successful responses are stored. A refused request rolls its claim back, so retrying it
-with the same key runs it again — once stock or credit allows it, it succeeds exactly once.
-
 5. After the commit, `remember` leaves a hint in the kv store (as long as the record lives);
    a request whose key has the hint (`completed`) goes straight to `resolve`, so a client's
    retry of a finished write replays without redoing it (no order number drawn, no locks
    taken). The hint is only a shortcut: without it (kv flushed, a crash before it was set)
    the insert-or-ignore above still decides.
+
+Only successful responses are stored. A refused request rolls its claim back, so retrying it
+with the same key runs it again — once stock or credit allows it, it succeeds exactly once.
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ from core.schema import MAX_ID, In, Money, Out, Page, PageQuery
 from handlers.actor import SYSTEM, Actor, Role
 from handlers.audit import record
 from handlers.commission import lock, statement_lock, tier_adjustments
-from handlers.commission_reads import BeneficiaryOut, rate_text, reps_in_scope, rule_names
+from handlers.commission_reads import BeneficiaryOut, reps_in_scope, rule_names
+from handlers.commission_rules import rate_str
 from handlers.events import emit
 from handlers.periods import current_month, month_bounds, parse_month, previous_month, tier_periods_ending
 from models.base import ReceivableKind, StatementKind, StatementStatus
@@ -85,7 +86,7 @@ def _commission_line(e: CommissionEntry, names: dict[int, str]) -> dict[str, Any
         "rule_name": names.get(e.rule_id, ""),  # type: ignore[attr-defined]
         "tier_period": e.tier_period,
         "base": str(money(e.base)),
-        "rate": rate_text(Decimal(e.rate)),
+        "rate": rate_str(Decimal(e.rate)),
         "amount": str(money(e.amount)),
         "note": _note(e),
     }

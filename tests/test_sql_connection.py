@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from tortoise.connection import get_connections
 
+from handlers.admission import _COUNTER_SQL
 from handlers.sql import insert, params, pinned, transaction
 from models.audit import AuditLog
 from models.order import OrderCounter
@@ -26,11 +27,7 @@ def _pool_free() -> int | None:
 
 async def _bump(day: str) -> int:
     p = params(OrderCounter)
-    sql = (
-        f"INSERT INTO order_counter (day, last_number) VALUES ({p(day)}, 1) ON CONFLICT (day) "
-        "DO UPDATE SET last_number = order_counter.last_number + 1 RETURNING last_number"
-    )
-    return int((await p.fetch(sql))[0]["last_number"])
+    return int((await p.fetch(_COUNTER_SQL.format(p=p(day))))[0]["last_number"])  # the order number's
 
 
 async def test_statement_before_the_transaction_survives_its_rollback(db: None) -> None:
