@@ -28,6 +28,7 @@ FIELD_NAMES = {
     "invite_code": "邀请码",
     "amount": "金额",
     "project": "项目",
+    "region": "区域",
     "qty": "数量",
     "lines": "商品",
 }

@@ -9,6 +9,8 @@ Event names and payloads (all ids are ints):
   order.shipped {order_id, shipment_id, actor_id}   order.received / order.completed {order_id, actor_id}
   order.returned {order_id, return_id, actor_id}
   lead.registered / lead.approved / lead.rejected / lead.expired {lead_id, actor_id}
+  (lead.rejected of a lead an approval superseded also carries superseded_by: the winner's id)
+  lead.escalated {lead_id, actor_id, regions: [str]}   (an arbitration reaching other regions)
   statement.ready / statement.confirmed / statement.disputed {statement_id, actor_id}
   commission.accrued {order_id, entry_ids: [int], actor_id}   (entries booked at completion)
   commission.reversed {order_id, return_id, entry_ids: [int], actor_id}   (a return's reversals)

@@ -13,8 +13,18 @@ USCC check digit, then, under one kv lock so the first valid registration wins:
   active lead -> `pending_review` for a manager;
 - otherwise `protected` until now + protection_days.
 
+Only sales reps and distributor users register (the API and the chat run this same
+use-case, so a manager gets the same 403 on both). The lead's region is the owner's, never
+the caller's word: a distributor user's distributor's region; a rep's assigned distributors'
+region — a rep serving several regions names one of them (`region`), else 400.
+
 Approving a pending lead protects it and rejects the other owners' active leads it
 conflicts with (the manager decided who keeps the customer); rejecting records the reason.
+An approval never reaches outside the approver's scope: if a conflicting lead lies in a
+region the approver cannot see, the approval is refused (409 `cross_region`) and that
+region's managers and the admins are told (`lead.escalated`) — an admin, or a manager of
+every region involved, decides. A pending lead that already conflicts across regions is
+escalated the same way when it is registered.
 """
 
 from __future__ import annotations
@@ -32,7 +42,15 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.clock import now
-from core.errors import InvalidState, LeadConflict, NotFound, RateLimited, RequestInProgress, ValidationError
+from core.errors import (
+    Forbidden,
+    InvalidState,
+    LeadConflict,
+    NotFound,
+    RateLimited,
+    RequestInProgress,
+    ValidationError,
+)
 from core.kv import LockNotAcquired
 from core.money import money
 from core.runtime import runtime
@@ -44,12 +62,15 @@ from handlers.uscc import is_valid_uscc, normalize_uscc
 from models.base import LeadStatus
 from models.distributor import Distributor
 from models.lead import Lead
-from models.user import SalesAssignment
 
 REGISTER_LOCK = "leads:register"
 LOCK_LEASE_S = 30.0
 LOCK_WAIT_S = 10.0
 REGISTRATIONS_PER_MIN = 30  # per user (OWASP API6: business-flow abuse)
+REGISTRANTS = frozenset({Role.sales, Role.distributor})
+REVIEWERS = frozenset({Role.admin, Role.manager})
+SUPERSEDED = "经仲裁已判给其他报备人"  # the reject_reason of a lead an arbitration took away
+NO_REGION = "未分区"  # how a legacy lead without a region is named in an escalation
 
 # A trailing "(分公司)" / "（深圳分公司）" names a branch of the same customer.
 _BRANCH = re.compile(r"\([^()]*分公司\)\s*$")
@@ -216,22 +237,37 @@ def _active(at: datetime):  # type: ignore[no-untyped-def]
     return Lead.filter(status=LeadStatus.PROTECTED, protected_until__gt=at)
 
 
-async def _default_region(actor: Actor) -> str | None:
-    if actor.distributor_id is not None:
-        dist = await Distributor.get_or_none(id=actor.distributor_id)
-        return dist.region if dist else None
-    if actor.role == Role.sales:
-        first = (
-            await SalesAssignment.filter(user_id=actor.user_id)
-            .select_related("distributor")
-            .order_by("distributor_id")
-            .first()
-        )
-        if first is not None:
-            return first.distributor.region
-        dist = await Distributor.filter(sales_rep_id=actor.user_id).order_by("id").first()
-        return dist.region if dist else None
-    return None
+def _require(actor: Actor, roles: frozenset[Role], message: str) -> None:
+    if actor.role not in roles:
+        raise Forbidden(message)
+
+
+async def owner_regions(actor: Actor) -> list[str]:
+    """The regions a registrant's leads may belong to: its distributor's (distributor user),
+    its assigned distributors' (rep: assignments and `sales_rep_id`, as in its Actor)."""
+    if actor.role == Role.distributor:
+        ids = [actor.distributor_id] if actor.distributor_id is not None else []
+    else:
+        ids = sorted(actor.distributor_ids or ())
+    if not ids:
+        return []
+    return sorted(set(await Distributor.filter(id__in=ids).values_list("region", flat=True)))
+
+
+async def _owner_region(actor: Actor, requested: str | None) -> str:
+    """The lead's region, from the owner; a `region` in the body may only pick among them."""
+    regions = await owner_regions(actor)
+    if not regions:
+        raise Forbidden("您还没有分配经销商，无法确定报备区域，请联系管理员", {"reason": "no_region"})
+    details = {"field": "region", "regions": regions}
+    if requested is not None:
+        wanted = unicodedata.normalize("NFKC", requested).strip()
+        if wanted not in regions:
+            raise ValidationError(f"region: 须为您负责的区域之一：{'、'.join(regions)}", details)
+        return wanted
+    if len(regions) > 1:
+        raise ValidationError(f"region: 您负责多个区域，请指明报备区域：{'、'.join(regions)}", details)
+    return regions[0]
 
 
 # --- use-cases -------------------------------------------------------------------------
@@ -239,12 +275,13 @@ async def _default_region(actor: Actor) -> str | None:
 
 async def register_lead(actor: Actor, data: LeadIn) -> RegisteredLead:
     """Register a customer for the actor (see the module doc for the conflict rules)."""
+    _require(actor, REGISTRANTS, "只有销售代表和经销商用户可以报备客户")
     keys = _keys(data)
     kv = runtime().kv
     rate = await kv.rate_limit(f"leads:register:{actor.user_id}", REGISTRATIONS_PER_MIN, 60.0)
     if not rate.allowed:
         raise RateLimited("too many lead registrations, slow down", retry_after=rate.retry_after)
-    region = data.region or await _default_region(actor)
+    region = await _owner_region(actor, data.region)
     try:
         async with kv.lock(REGISTER_LOCK, LOCK_LEASE_S, blocking_timeout=LOCK_WAIT_S):
             return await _register_locked(actor, data, keys, region)
@@ -252,7 +289,7 @@ async def register_lead(actor: Actor, data: LeadIn) -> RegisteredLead:
         raise RequestInProgress("lead registration is busy, please retry") from None
 
 
-async def _register_locked(actor: Actor, data: LeadIn, keys: _Keys, region: str | None) -> RegisteredLead:
+async def _register_locked(actor: Actor, data: LeadIn, keys: _Keys, region: str) -> RegisteredLead:
     at = now()
     async with in_transaction():
         exact = Q(name_normalized=keys.name) | Q(phone_digits=keys.phone)
@@ -261,17 +298,15 @@ async def _register_locked(actor: Actor, data: LeadIn, keys: _Keys, region: str 
         matches = await _active(at).filter(exact)
         others = [m for m in matches if not _same_owner(m, actor)]
         review: Literal["arbitration", "near_duplicate"] | None = None
+        involved: set[str | None] = set()  # regions of the leads it conflicts with
         if others:
             if not data.arbitration:
-                raise LeadConflict(
-                    "this customer is already registered and protected", {"reason": "already_registered"}
-                )
+                raise LeadConflict("该客户已被报备，且在保护期内", {"reason": "already_registered"})
             review = "arbitration"
+            involved = {m.region for m in others}
         elif matches:
-            raise InvalidState(
-                "you have already registered this customer", {"lead_id": matches[0].id, "reason": "duplicate"}
-            )
-        elif await _near_duplicate(actor, keys.name, at):
+            raise InvalidState("您已报备过该客户", {"lead_id": matches[0].id, "reason": "duplicate"})
+        elif involved := await _near_duplicate(actor, keys.name, at):
             review = "near_duplicate"
         protected = review is None
         lead = await Lead.create(
@@ -293,18 +328,28 @@ async def _register_locked(actor: Actor, data: LeadIn, keys: _Keys, region: str 
         after = {"status": lead.status, "customer_name": lead.customer_name, "review_reason": review}
         await record(actor, "lead.register", "lead", lead.id, after=after)
         await emit("lead.registered", lead_id=lead.id, actor_id=actor.user_id)
+        if elsewhere := _region_names(involved - {region}):
+            await emit("lead.escalated", lead_id=lead.id, actor_id=actor.user_id, regions=elsewhere)
     return RegisteredLead(**LeadOut.of(lead).model_dump(), review_reason=review)
 
 
-async def _near_duplicate(actor: Actor, name: str, at: datetime) -> bool:
-    rows = await _active(at).values_list("name_normalized", "owner_id", "distributor_id")
-    names = [
-        n
-        for n, owner, dist in rows
+async def _near_duplicate(actor: Actor, name: str, at: datetime) -> set[str | None]:
+    """The regions of other owners' active leads whose names are near `name` (empty: none)."""
+    rows = await _active(at).values_list("name_normalized", "owner_id", "distributor_id", "region")
+    others = [
+        (n, region)
+        for n, owner, dist, region in rows
         if owner != actor.user_id and (dist is None or dist != actor.distributor_id)
     ]
     threshold = runtime().config.leads.fuzzy_threshold
-    return process.extractOne(name, names, scorer=fuzz.ratio, score_cutoff=threshold) is not None
+    hits = process.extract(
+        name, [n for n, _ in others], scorer=fuzz.ratio, score_cutoff=threshold, limit=None
+    )
+    return {others[i][1] for _, _, i in hits}
+
+
+def _region_names(regions: set[str | None]) -> list[str]:
+    return sorted(r or NO_REGION for r in regions)
 
 
 async def list_leads(actor: Actor, query: LeadQuery) -> Page[LeadOut]:
@@ -327,7 +372,8 @@ async def get_lead(actor: Actor, lead_id: int) -> LeadOut:
 
 async def approve_lead(actor: Actor, lead_id: int) -> LeadOut:
     """A manager protects a pending lead; other owners' active leads for the same customer
-    are rejected (the arbitration went to this one)."""
+    are rejected (the arbitration went to this one) — only if the approver may see them all."""
+    _require(actor, REVIEWERS, "只有经理和管理员可以审核报备")
     try:
         async with runtime().kv.lock(REGISTER_LOCK, LOCK_LEASE_S, blocking_timeout=LOCK_WAIT_S):
             return await _approve_locked(actor, lead_id)
@@ -339,41 +385,58 @@ async def _approve_locked(actor: Actor, lead_id: int) -> LeadOut:
     at = now()
     async with in_transaction():
         lead = await _pending(actor, lead_id)
-        exact = Q(name_normalized=lead.name_normalized)
-        if lead.phone_digits:
-            exact |= Q(phone_digits=lead.phone_digits)
-        if lead.uscc:
-            exact |= Q(uscc=lead.uscc)
-        threshold = runtime().config.leads.fuzzy_threshold
-        superseded = [
-            other
-            for other in await _active(at).exclude(id=lead.id)
-            if other.owner_id != lead.owner_id  # type: ignore[attr-defined]
-            and (
-                other.name_normalized == lead.name_normalized
-                or (lead.phone_digits and other.phone_digits == lead.phone_digits)
-                or (lead.uscc and other.uscc == lead.uscc)
-                or fuzz.ratio(other.name_normalized, lead.name_normalized) >= threshold
-            )
-        ]
-        for other in superseded:
-            changed = await Lead.filter(id=other.id, status=LeadStatus.PROTECTED).update(
-                status=LeadStatus.REJECTED,
-                reject_reason="superseded by arbitration",
-                reviewed_by_id=actor.user_id,
-            )
-            if changed:
-                await record(actor, "lead.supersede", "lead", other.id, after={"by_lead": lead.id})
-                await emit("lead.rejected", lead_id=other.id, actor_id=actor.user_id)
-        until = at + timedelta(days=runtime().config.leads.protection_days)
-        await _transition(lead, LeadStatus.PROTECTED, protected_until=until, reviewed_by_id=actor.user_id)
-        await record(actor, "lead.approve", "lead", lead.id, after={"protected_until": until})
-        await emit("lead.approved", lead_id=lead.id, actor_id=actor.user_id)
-        lead = await Lead.get(id=lead.id)
-    return LeadOut.of(lead)
+        conflicts = await _conflicts_of(lead, at)
+        visible = set(
+            await _visible(actor).filter(id__in=[c.id for c in conflicts]).values_list("id", flat=True)
+        )
+        hidden = [c for c in conflicts if c.id not in visible]
+        if not hidden:
+            await _supersede(actor, lead, conflicts)
+            until = at + timedelta(days=runtime().config.leads.protection_days)
+            await _transition(lead, LeadStatus.PROTECTED, protected_until=until, reviewed_by_id=actor.user_id)
+            await record(actor, "lead.approve", "lead", lead.id, after={"protected_until": until})
+            await emit("lead.approved", lead_id=lead.id, actor_id=actor.user_id)
+            return LeadOut.of(await Lead.get(id=lead.id))
+    # Nothing was changed: the other region's managers (and the admins) must decide.
+    regions = _region_names({c.region for c in hidden})
+    async with in_transaction():
+        await record(actor, "lead.escalate", "lead", lead.id, after={"regions": regions})
+        await emit("lead.escalated", lead_id=lead.id, actor_id=actor.user_id, regions=regions)
+    raise InvalidState(
+        f"该客户在{'、'.join(regions)}区域有受保护的报备，不在您的管辖范围内：须由管理员或同时负责"
+        "这些区域的经理仲裁（已通知对方区域经理）；您也可以驳回此报备",
+        {"reason": "cross_region", "regions": regions},
+    )
+
+
+async def _conflicts_of(lead: Lead, at: datetime) -> list[Lead]:
+    """Other owners' active leads for the same customer (same key or a near name)."""
+    threshold = runtime().config.leads.fuzzy_threshold
+    return [
+        other
+        for other in await _active(at).exclude(id=lead.id)
+        if other.owner_id != lead.owner_id  # type: ignore[attr-defined]
+        and (
+            other.name_normalized == lead.name_normalized
+            or (lead.phone_digits and other.phone_digits == lead.phone_digits)
+            or (lead.uscc and other.uscc == lead.uscc)
+            or fuzz.ratio(other.name_normalized, lead.name_normalized) >= threshold
+        )
+    ]
+
+
+async def _supersede(actor: Actor, lead: Lead, conflicts: list[Lead]) -> None:
+    for other in conflicts:
+        changed = await Lead.filter(id=other.id, status=LeadStatus.PROTECTED).update(
+            status=LeadStatus.REJECTED, reject_reason=SUPERSEDED, reviewed_by_id=actor.user_id
+        )
+        if changed:
+            await record(actor, "lead.supersede", "lead", other.id, after={"by_lead": lead.id})
+            await emit("lead.rejected", lead_id=other.id, actor_id=actor.user_id, superseded_by=lead.id)
 
 
 async def reject_lead(actor: Actor, lead_id: int, reason: str) -> LeadOut:
+    _require(actor, REVIEWERS, "只有经理和管理员可以审核报备")
     async with in_transaction():
         lead = await _pending(actor, lead_id)
         await _transition(lead, LeadStatus.REJECTED, reject_reason=reason, reviewed_by_id=actor.user_id)

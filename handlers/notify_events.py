@@ -7,7 +7,9 @@ the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted ev
   shipped / received / completed / cancelled -> the distributor's users (not the actor);
   order.returned -> the region's managers.
 - lead.registered awaiting arbitration -> the region's managers; lead.approved / rejected /
-  expired -> the lead's owner (not the actor).
+  expired -> the lead's owner (not the actor); a lead rejected because an arbitration gave
+  its customer to another (`superseded_by`) -> also its region's managers; lead.escalated (an
+  arbitration crossing regions) -> the other regions' managers and the admins.
 - statement.ready -> the beneficiary (or the distributor's users); statement.disputed -> the
   managers of the region.
 """
@@ -19,12 +21,12 @@ from core.money import money
 from handlers.events import Event, subscribe
 from handlers.notify import RecipientBook, build_row, distributor_users, insert_rows, managers_of_region
 from handlers.sql import params
-from models.base import LeadStatus, OrderStatus, StatementKind
+from models.base import LeadStatus, OrderStatus, StatementKind, UserRole, UserStatus
 from models.commission import Statement
 from models.distributor import Distributor
 from models.lead import Lead
 from models.order import Order
-from models.user import SalesAssignment
+from models.user import SalesAssignment, User
 
 ORDER_WORDS = {
     "order.placed": "待审核",
@@ -103,7 +105,7 @@ async def on_order_event(event: Event) -> None:
     await _send(recipients, actor_id, kind="order_status", title=title, body=body, key=key, payload=payload)
 
 
-@subscribe("lead.registered", "lead.approved", "lead.rejected", "lead.expired")
+@subscribe("lead.registered", "lead.approved", "lead.rejected", "lead.expired", "lead.escalated")
 async def on_lead_event(event: Event) -> None:
     lead = await Lead.get_or_none(id=int(event.payload["lead_id"])).select_related("distributor")
     if lead is None:
@@ -124,6 +126,19 @@ async def on_lead_event(event: Event) -> None:
             payload=payload,
         )
         return
+    if event.name == "lead.escalated":
+        await _lead_escalated(lead, [str(r) for r in event.payload["regions"]], actor_id, payload)
+        return
+    if event.payload.get("superseded_by"):
+        await _send(
+            await managers_of_region(lead.region),
+            actor_id,
+            kind="lead",
+            title=f"报备经仲裁改判：{lead.customer_name}",
+            body=f"{lead.region or ''}区域客户 {lead.customer_name} 的报备{lead.reject_reason or ''}",
+            key=f"lead:{lead.id}:superseded",
+            payload=payload,
+        )
     status = event.name.split(".", 1)[1]
     words = {"approved": "已通过", "rejected": "未通过", "expired": "保护期已到期"}
     reason = f"（{lead.reject_reason}）" if status == "rejected" and lead.reject_reason else ""
@@ -134,6 +149,28 @@ async def on_lead_event(event: Event) -> None:
         title=f"报备{words[status]}：{lead.customer_name}",
         body=f"客户 {lead.customer_name} 的报备{words[status]}{reason}",
         key=f"lead:{lead.id}:{status}",
+        payload=payload,
+    )
+
+
+async def _lead_escalated(lead: Lead, regions: list[str], actor_id: int, payload: dict) -> None:  # type: ignore[type-arg]
+    """The managers of the other regions involved, and the admins (who alone see every region)."""
+    recipients: set[int] = set()
+    for region in regions:
+        recipients.update(await managers_of_region(region))
+    recipients.update(
+        await User.filter(role=UserRole.ADMIN, status=UserStatus.ACTIVE).values_list("id", flat=True)
+    )
+    await _send(
+        sorted(recipients),
+        actor_id,
+        kind="lead",
+        title=f"跨区域报备仲裁：{lead.customer_name}",
+        body=(
+            f"{lead.region or ''}区域的客户 {lead.customer_name} 报备待仲裁，与{'、'.join(regions)}区域"
+            "受保护的报备冲突；跨区域仲裁须由管理员或同时负责这些区域的经理审批"
+        ),
+        key=f"lead:{lead.id}:cross_region",
         payload=payload,
     )
 

@@ -47,6 +47,8 @@ def test_parse_lead_command() -> None:
     assert lead is not None and lead.phone == "13800138000" and lead.uscc == "914403007261824992"
     assert lead.customer_name == "深圳市腾讯计算机系统有限公司" and lead.project == "南山 总部"
     assert parse_lead("只有名字") is None
+    lead = parse_lead("某某建设有限公司 13800138000 南山 区域：华北 总部")
+    assert lead is not None and lead.region == "华北" and lead.project == "南山 总部"
 
 
 async def catalogue(world: World) -> dict[str, object]:

@@ -209,7 +209,7 @@ async def test_manager_arbitration_approve_and_reject(client) -> None:
     approved = await resp.json()
     assert resp.status == 200 and approved["status"] == "protected" and approved["protected_until"]
     old = await Lead.get(id=first["id"])
-    assert old.status == LeadStatus.REJECTED and old.reject_reason == "superseded by arbitration"
+    assert old.status == LeadStatus.REJECTED and old.reject_reason == "经仲裁已判给其他报备人"
     resp = await client.post(url + "/approve", json={}, headers=world.headers("east", "manager"))
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "invalid_state"
 

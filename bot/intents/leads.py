@@ -1,5 +1,6 @@
-"""报备 <客户> <电话> [信用代码] [项目] — the same use-case as POST /api/v1/leads; a conflict
-can be sent to a manager with 仲裁."""
+"""报备 <客户> <电话> [信用代码] [项目] [区域:<区域>] — the same use-case as POST /api/v1/leads
+with the sender's Actor (so the same roles, region rules and validation); a conflict can be
+sent to a manager with 仲裁."""
 
 from __future__ import annotations
 
@@ -8,22 +9,25 @@ import re
 from pydantic import ValidationError as PydanticError
 
 from bot.conversation import State
+from bot.errors import user_text
 from bot.router import ChatContext, Router
 from core.clock import BUSINESS_TZ
-from core.errors import LeadConflict
+from core.errors import LeadConflict, ValidationError
 from handlers.leads import LeadIn, RegisteredLead, register_lead
 
 router = Router("leads")
 
 CONFLICT = "lead:conflict"
 USAGE = (
-    "请按格式发送：报备 客户名称 电话 [统一社会信用代码] [项目]\n"
-    "例如：报备 深圳市某某建设有限公司 13800138000 南山项目"
+    "请按格式发送：报备 客户名称 电话 [统一社会信用代码] [项目] [区域:区域名]\n"
+    "例如：报备 深圳市某某建设有限公司 13800138000 南山项目\n"
+    "（负责多个区域时加上“区域:华东”这样的区域）"
 )
 _SPLIT = re.compile(r"[\s,，;；、]+")
 _PHONE = re.compile(r"^\+?[\d\-()（）]{7,20}$")
 _COUNTRY = re.compile(r"(\+86|0086)[\s\-]+(?=1\d{2})")
 _USCC = re.compile(r"^[0-9A-Za-z]{18}$")
+_REGION = re.compile(r"^区域[:：=]?(?P<region>.+)$")
 
 
 def parse(text: str) -> LeadIn | None:
@@ -36,11 +40,14 @@ def parse(text: str) -> LeadIn | None:
         return None
     rest = tokens[phone_at + 1 :]
     uscc = rest.pop(0) if rest and _USCC.match(rest[0]) else None
+    regions = [m["region"] for t in rest if (m := _REGION.match(t))]
+    rest = [t for t in rest if not _REGION.match(t)]
     return LeadIn(
         customer_name=" ".join(tokens[:phone_at])[:200],
         phone=tokens[phone_at],
         uscc=uscc,
         project=" ".join(rest)[:200] or None,
+        region=regions[-1][:64] if regions else None,
     )
 
 
@@ -57,6 +64,11 @@ async def handle_register(ctx: ChatContext, text: str) -> str:
     except LeadConflict:
         await ctx.conversation.set(CONFLICT, {"lead": data.model_dump(mode="json")})
         raise
+    except ValidationError as exc:
+        if exc.details.get("field") != "region":
+            raise
+        example = (exc.details.get("regions") or ["华东"])[0]
+        return f"{user_text(exc)}\n请在报备内容后加上“区域:{example}”再发送。"
     return render(lead)
 
 

@@ -27,7 +27,8 @@ class Empty(In):
 )
 async def register(ctx: Ctx) -> RegisteredLead:
     """Register a customer (409 lead_conflict if another owner protects it; `arbitration: true`
-    sends it to a manager as pending_review instead)."""
+    sends it to a manager as pending_review instead). The region is the owner's; `region` may
+    only pick one of the owner's regions (required when a rep serves several)."""
     return await leads.register_lead(ctx.me, ctx.body)
 
 
@@ -53,7 +54,9 @@ async def get_lead(ctx: Ctx) -> LeadOut:
     tags=("leads",),
 )
 async def approve(ctx: Ctx) -> LeadOut:
-    """Protect a pending lead; other owners' leads for the same customer are rejected."""
+    """Protect a pending lead; other owners' leads for the same customer are rejected. A
+    conflicting lead outside the caller's regions: 409 invalid_state (`cross_region`), nothing
+    changes, and that region's managers and the admins are notified."""
     return await leads.approve_lead(ctx.me, int(ctx.params["id"]))
 
 
