@@ -12,6 +12,12 @@ shipped_amount`` counts). Every write that moves value between the two (admissio
 shipments, returns, payments) locks the distributor row first on PostgreSQL, so the check
 reads a consistent pair.
 
+**款到发货** (prepay): a prepay distributor has no credit. Its order is approved only when its
+prepayment — what it paid, net of what shipped, minus the unshipped value of its other approved
+orders — covers the order, and each shipment again only when it is covered
+(`require_prepaid`, under the distributor row lock, so concurrent approvals never spend the
+same money twice); otherwise 409 ``invalid_state`` with ``{required, available, missing}``.
+
 **Due dates** from payment terms: prepay — due when shipped; monthly (月结) — 30 days after
 shipment; quarterly — 90 days after.
 
@@ -88,6 +94,33 @@ async def credit_exposure(distributor_id: int) -> Decimal:
         row = (await fetch(db, _EXPOSURE_SQL, [distributor_id]))[0]
         return money(row["r"]) + money(row["o"])
     return await receivables_balance(distributor_id) + await open_orders_exposure(distributor_id)
+
+
+async def prepaid_available(distributor_id: int, *, exclude_order_id: int | None = None) -> Decimal:
+    """What a prepay distributor has paid and not yet used or promised: payments and returns
+    net of what shipped (-balance), minus the unshipped value of its approved orders (other
+    than `exclude_order_id`), whose prepayment is already spoken for. Negative = it owes."""
+    qs = Order.filter(distributor_id=distributor_id, status=OrderStatus.APPROVED)
+    if exclude_order_id is not None:
+        qs = qs.exclude(id=exclude_order_id)
+    promised = await _sum(qs, "total_amount") - await _sum(qs, "shipped_amount")
+    return money(-(await receivables_balance(distributor_id)) - promised)
+
+
+async def require_prepaid(distributor_id: int, order_id: int, amount: Decimal) -> None:
+    """款到发货: for a prepay distributor, 409 ``invalid_state`` unless its prepayment not
+    promised to other orders covers `amount` (an order to approve, a shipment to send). Call
+    with the distributor row locked, so two orders never spend the same money."""
+    terms = await Distributor.filter(id=distributor_id).values_list("payment_terms", flat=True)
+    if not terms or terms[0] != PaymentTerms.PREPAY:
+        return
+    available = await prepaid_available(distributor_id, exclude_order_id=order_id)
+    if amount > available:
+        missing = money(amount - available)
+        raise InvalidState(
+            f"款到发货：预付款不足，请先付款（需 ¥{money(amount)}，可用 ¥{available}，还差 ¥{missing}）",
+            {"required": str(money(amount)), "available": str(available), "missing": str(missing)},
+        )
 
 
 async def add_receivable(
