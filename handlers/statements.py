@@ -1,7 +1,8 @@
 """Monthly statements (对账单) that both sides can check: commission and receivables.
 
 `close_period(month)` (the scheduler's `commission_statements` job; default: the month that
-just ended, Asia/Shanghai) builds, for that month:
+just ended, Asia/Shanghai; the job refuses a month that has not ended —
+`handlers.periods.require_ended` — so a running month is never closed) builds, for that month:
 
 - one **commission statement** per beneficiary ("user:<id>" for reps, "distributor:<id>" for
   rebates): it first recomputes the tiers of every tier period ending with the month (the
