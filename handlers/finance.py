@@ -139,6 +139,8 @@ async def require_prepaid(distributor_id: int, order_id: int, amount: Decimal) -
     """款到发货: for a prepay distributor, 409 ``invalid_state`` unless its prepayment not
     promised to other orders covers `amount` (an order to approve, a shipment to send). Call
     with the distributor row locked, so two orders never spend the same money."""
+    if amount <= 0:  # nothing to pay for (say, free units only)
+        return
     terms = await Distributor.filter(id=distributor_id).values_list("payment_terms", flat=True)
     if not terms or terms[0] != PaymentTerms.PREPAY:
         return
