@@ -17,17 +17,18 @@ from typing import Any
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
+from core.clock import BUSINESS_TZ
 from core.clock import now as clock_now
 from core.money import ZERO, money
 from core.runtime import runtime
 from handlers.digest import AlertDraft, Audience, dispatch
+from handlers.finance import receivables_aging
 from handlers.notify import business_tz
 from handlers.outbox import is_postgres
 from models.audit import AuditLog
 from models.base import ContractStatus, MovementReason, OrderStatus
 from models.contract import Contract
 from models.distributor import Distributor
-from models.finance import ReceivableEntry
 from models.notification import Notification
 from models.order import Order
 from models.product import Product
@@ -320,26 +321,15 @@ async def expire_contracts(contracts: list[tuple[int, str]]) -> int:
 
 
 async def overdue_by_distributor(at: datetime | None = None) -> dict[int, tuple[Decimal, Decimal]]:
-    """distributor id -> (overdue, balance). Payments and returns settle the oldest debt first,
-    so overdue = min(balance, amounts due by now - credits)."""
-    at = at or clock_now()
-    grace = timedelta(days=runtime().config.alerts.receivables_grace_days)
-    due: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    credit: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    balance: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    for did, amount, due_at in await ReceivableEntry.all().values_list("distributor_id", "amount", "due_at"):
-        amt = money(Decimal(str(amount)))
-        balance[did] += amt
-        if amt < 0:
-            credit[did] += amt
-        elif due_at is not None and due_at + grace <= at:
-            due[did] += amt
-    out = {}
-    for did, bal in balance.items():
-        overdue = min(bal, due[did] + credit[did])
-        if bal > 0 and overdue > 0:
-            out[did] = (money(overdue), money(bal))
-    return out
+    """distributor id -> (overdue, balance) on the business day of `at` (default now): exactly
+    what the receivables report shows that day (`handlers.finance.receivables_aging`, one
+    definition of due and overdue)."""
+    as_of = (at or clock_now()).astimezone(BUSINESS_TZ).date()
+    return {
+        row.distributor_id: (row.overdue, row.balance)
+        for row in await receivables_aging(None, as_of)
+        if row.balance > 0 and row.overdue > 0
+    }
 
 
 async def job_receivables_overdue(params: dict[str, Any] | None = None) -> dict[str, Any]:

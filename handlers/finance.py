@@ -12,17 +12,29 @@ shipped_amount`` counts). Every write that moves value between the two (admissio
 shipments, returns, payments) locks the distributor row first on PostgreSQL, so the check
 reads a consistent pair.
 
-**Due dates** from payment terms: prepay — due when shipped; monthly (月结) — 30 days after
-shipment; quarterly — 90 days after.
+**款到发货** (prepay): a prepay distributor has no credit. Its order is approved only when its
+prepayment — what it paid, net of what shipped, minus the unshipped value of its other approved
+orders — covers the order, and each shipment again only when it is covered
+(`require_prepaid`, under the distributor row lock, so concurrent approvals never spend the
+same money twice); otherwise 409 ``invalid_state`` with ``{required, available, missing}``.
 
-**Aging** (`receivables_aging`): payments and returns settle the oldest shipment entries
-first (FIFO); what is left open is bucketed by days past due on the given day:
-``current`` (not yet due), ``d1_30``, ``d31_60``, ``d61_90``, ``d90_plus``.
+**Due and overdue — one definition** for the aging report, the ``receivables_overdue`` job
+and the receivables statements (`due_date`, `days_overdue`, `receivables_aging`): a shipment's
+``due_at`` is set from the payment terms (prepay — when shipped; monthly (月结) — 30 days
+after; quarterly — 90 days after); its **due date** is the business day (Asia/Shanghai) of
+``due_at`` (an entry without one: the day it was booked) plus ``alerts.receivables_grace_days``.
+On business day D an amount is **current** while D <= due date and **overdue** from the day
+after.
+
+**Aging** (`receivables_aging(ids, as_of)`): the entries booked by the end of ``as_of``;
+payments and returns settle the oldest debts first (FIFO); what is left open is bucketed by
+days past due: ``current`` (not yet due), ``d1_30``, ``d31_60``, ``d61_90``, ``d90_plus``;
+``overdue`` is everything past due.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -35,6 +47,7 @@ from tortoise.transactions import in_transaction
 from core.clock import BUSINESS_TZ, now, today
 from core.errors import InvalidState, NotFound
 from core.money import ZERO, money
+from core.runtime import runtime
 from core.schema import In, Money, Out, Page, StrictId
 from handlers.actor import Actor
 from handlers.audit import record, snapshot
@@ -51,7 +64,28 @@ MAX_AMOUNT = Decimal("999999999999.99")
 
 
 def due_at(terms: PaymentTerms | str, at: datetime) -> datetime:
+    """When an amount shipped at `at` falls due under the payment terms (stored on the entry)."""
     return at + timedelta(days=TERMS_DAYS.get(PaymentTerms(terms), 30))
+
+
+def grace_days() -> int:
+    return runtime().config.alerts.receivables_grace_days
+
+
+def due_date(due: datetime | None, booked_at: datetime, grace: int = 0) -> date:
+    """The business day an amount falls due: the day of its `due_at` (else the day it was
+    booked) plus `grace` days. The one definition the report, the job and statements use."""
+    return (due or booked_at).astimezone(BUSINESS_TZ).date() + timedelta(days=grace)
+
+
+def days_overdue(due: date, on: date) -> int:
+    """Days past due on business day `on`: > 0 is overdue; the due day itself is current."""
+    return (on - due).days
+
+
+def end_of_day(day: date) -> datetime:
+    """The first instant after business day `day`, in UTC (SQLite compares stored text)."""
+    return datetime.combine(day + timedelta(days=1), time.min, BUSINESS_TZ).astimezone(UTC)
 
 
 async def _sum(qs: QuerySet, field: str) -> Decimal:
@@ -88,6 +122,35 @@ async def credit_exposure(distributor_id: int) -> Decimal:
         row = (await fetch(db, _EXPOSURE_SQL, [distributor_id]))[0]
         return money(row["r"]) + money(row["o"])
     return await receivables_balance(distributor_id) + await open_orders_exposure(distributor_id)
+
+
+async def prepaid_available(distributor_id: int, *, exclude_order_id: int | None = None) -> Decimal:
+    """What a prepay distributor has paid and not yet used or promised: payments and returns
+    net of what shipped (-balance), minus the unshipped value of its approved orders (other
+    than `exclude_order_id`), whose prepayment is already spoken for. Negative = it owes."""
+    qs = Order.filter(distributor_id=distributor_id, status=OrderStatus.APPROVED)
+    if exclude_order_id is not None:
+        qs = qs.exclude(id=exclude_order_id)
+    promised = await _sum(qs, "total_amount") - await _sum(qs, "shipped_amount")
+    return money(-(await receivables_balance(distributor_id)) - promised)
+
+
+async def require_prepaid(distributor_id: int, order_id: int, amount: Decimal) -> None:
+    """款到发货: for a prepay distributor, 409 ``invalid_state`` unless its prepayment not
+    promised to other orders covers `amount` (an order to approve, a shipment to send). Call
+    with the distributor row locked, so two orders never spend the same money."""
+    if amount <= 0:  # nothing to pay for (say, free units only)
+        return
+    terms = await Distributor.filter(id=distributor_id).values_list("payment_terms", flat=True)
+    if not terms or terms[0] != PaymentTerms.PREPAY:
+        return
+    available = await prepaid_available(distributor_id, exclude_order_id=order_id)
+    if amount > available:
+        missing = money(amount - available)
+        raise InvalidState(
+            f"款到发货：预付款不足，请先付款（需 ¥{money(amount)}，可用 ¥{available}，还差 ¥{missing}）",
+            {"required": str(money(amount)), "available": str(available), "missing": str(missing)},
+        )
 
 
 async def add_receivable(
@@ -235,14 +298,14 @@ class AgingRow(Out):
     oldest_due: date | None
 
 
-def _bucket(days_overdue: int) -> str:
-    if days_overdue <= 0:
+def _bucket(days: int) -> str:
+    if days <= 0:
         return "current"
-    if days_overdue <= 30:
+    if days <= 30:
         return "d1_30"
-    if days_overdue <= 60:
+    if days <= 60:
         return "d31_60"
-    if days_overdue <= 90:
+    if days <= 90:
         return "d61_90"
     return "d90_plus"
 
@@ -250,9 +313,10 @@ def _bucket(days_overdue: int) -> str:
 async def receivables_aging(
     distributor_ids: list[int] | None = None, as_of: date | None = None
 ) -> list[AgingRow]:
-    """One row per distributor with a non-zero balance (all, or those ids)."""
+    """One row per distributor with a non-zero balance (all, or those ids), as of the end of
+    business day `as_of` (default today): entries booked later do not count."""
     as_of = as_of or today()
-    qs = ReceivableEntry.all()
+    qs = ReceivableEntry.filter(occurred_at__lt=end_of_day(as_of))
     if distributor_ids is not None:
         qs = qs.filter(distributor_id__in=distributor_ids)
     entries = await qs.order_by("distributor_id", "occurred_at", "id").values(
@@ -261,22 +325,22 @@ async def receivables_aging(
     by_dist: dict[int, list[dict]] = {}
     for e in entries:
         by_dist.setdefault(e["distributor_id"], []).append(e)
+    grace = grace_days()
     rows: list[AgingRow] = []
     for dist_id, items in sorted(by_dist.items()):
-        row = _age(dist_id, items, as_of)
+        row = _age(dist_id, items, as_of, grace)
         if row.balance != ZERO:
             rows.append(row)
     return rows
 
 
-def _age(dist_id: int, items: list[dict], as_of: date) -> AgingRow:
+def _age(dist_id: int, items: list[dict], as_of: date, grace: int) -> AgingRow:
     open_items: list[list] = []  # [due_date, remaining]
     credit = Decimal(0)
     for e in items:
         amount = Decimal(e["amount"])
         if amount > 0:
-            due = (e["due_at"] or e["occurred_at"]).astimezone(BUSINESS_TZ).date()
-            open_items.append([due, amount])
+            open_items.append([due_date(e["due_at"], e["occurred_at"], grace), amount])
         else:
             credit += -amount
     open_items.sort(key=lambda x: x[0])
@@ -287,7 +351,7 @@ def _age(dist_id: int, items: list[dict], as_of: date) -> AgingRow:
     buckets = dict.fromkeys(BUCKETS, Decimal(0))
     for due, remaining in open_items:
         if remaining > 0:
-            buckets[_bucket((as_of - due).days)] += remaining
+            buckets[_bucket(days_overdue(due, as_of))] += remaining
     balance = sum(buckets.values(), Decimal(0)) - credit
     due_dates = [due for due, remaining in open_items if remaining > 0]
     return AgingRow(

@@ -22,6 +22,7 @@ from core.runtime import runtime
 from core.schema import Out
 from handlers import alerts
 from handlers.audit import jsonable
+from handlers.periods import require_ended
 from models.notification import JobRun
 
 log = get_logger("qudao.jobs")
@@ -110,6 +111,8 @@ def check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     period = params.get("period")
     if period is not None and not (isinstance(period, str) and _PERIOD.match(period)):
         raise ValidationError("period: must be YYYY-MM", {"field": "period"})
+    if name == "commission_statements" and period is not None:
+        require_ended(period)  # closing a running month would push later entries into the next
     return params
 
 

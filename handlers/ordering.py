@@ -44,7 +44,7 @@ from handlers.actor import SYSTEM, Actor, Role
 from handlers.admission import Admission, admit_order, place_order
 from handlers.audit import record
 from handlers.events import emit
-from handlers.finance import add_receivable, due_at
+from handlers.finance import add_receivable, due_at, require_prepaid
 from handlers.order_io import (
     MAX_LINES,
     MAX_QTY,
@@ -227,8 +227,10 @@ async def _transition(
 async def approve_order(actor: Actor, order_id: int) -> OrderOut:
     _require(actor, Role.admin, Role.manager)
     async with in_transaction():
-        order = await _lock_order(actor, order_id)
+        order = await _lock_order(actor, order_id, lock_distributor=True)
         _expect(order, OrderStatus.PENDING_REVIEW)
+        # 款到发货: a prepay order needs its prepayment first (the distributor lock serialises it)
+        await require_prepaid(order.distributor_id, order.id, order.total_amount - order.shipped_amount)  # type: ignore[attr-defined]
         return await _transition(actor, order, OrderStatus.APPROVED, "order.approved", approved_at=now())
 
 
@@ -344,6 +346,7 @@ async def ship_order(actor: Actor, order_id: int, data: ShipmentIn | dict) -> Or
             await ShipmentLine.create(shipment_id=shipment.id, order_line_id=x.id, qty=n)
         await stock.save_movements(movements)
         dist = await Distributor.get(id=order.distributor_id)  # type: ignore[attr-defined]
+        await require_prepaid(dist.id, order.id, value)  # 款到发货: the shipped value is paid for
         if value > 0:
             await add_receivable(
                 dist.id,

@@ -39,6 +39,19 @@ def current_month() -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+def require_ended(month: str) -> str:
+    """`month` if it has ended in the business time zone (by the clock the code uses), else a
+    ValidationError: a statement closes only a past month, never the running one."""
+    running = current_month()
+    if month >= running:
+        raise ValidationError(
+            f"账期 {month} 尚未结束，只能结算已结束的月份"
+            f"（当前为 {running}，最近可结算 {previous_month(running)}）",
+            {"field": "period"},
+        )
+    return month
+
+
 def quarter_of(month: str) -> str:
     return f"{month[:4]}-Q{(int(month[5:]) - 1) // 3 + 1}"
 

@@ -11,9 +11,10 @@ dicts (money as strings with two places, quantities as ints) in `columns` order,
 - **inventory**: stock per warehouse and sku with the units shipped in the last 28 days
   (ship movements), turnover days = on_hand / (shipped_28d / 28), and slow movers (stock but
   nothing shipped in 28 days, or more than `slow_days` of cover).
-- **receivables**: aging per distributor (handlers.finance.receivables_aging: payments and
-  returns settle the oldest debts first; buckets by days past `due_at`: current = not yet
-  due, 1-30, 31-60, 61-90, 90+).
+- **receivables**: aging per distributor as of a business day (handlers.finance.receivables_aging:
+  payments and returns settle the oldest debts first; buckets by days past the due date:
+  current = not yet due, 1-30, 31-60, 61-90, 90+) — the same due/overdue the
+  `receivables_overdue` job pushes and the receivables statements show.
 - **commissions**: per beneficiary per month: accruals, reversals, adjustments, total, and
   the month's statement status.
 

@@ -1,7 +1,8 @@
 """Monthly statements (对账单) that both sides can check: commission and receivables.
 
 `close_period(month)` (the scheduler's `commission_statements` job; default: the month that
-just ended, Asia/Shanghai) builds, for that month:
+just ended, Asia/Shanghai; the job refuses a month that has not ended —
+`handlers.periods.require_ended` — so a running month is never closed) builds, for that month:
 
 - one **commission statement** per beneficiary ("user:<id>" for reps, "distributor:<id>" for
   rebates): it first recomputes the tiers of every tier period ending with the month (the
@@ -10,7 +11,9 @@ just ended, Asia/Shanghai) builds, for that month:
   linked entries; lines = one per entry.
 - one **receivables statement** per distributor with a receivables ledger: opening balance,
   shipped, payments, returns, adjustments (signed, payments and returns negative) and the
-  closing balance = total; lines = the month's ledger entries.
+  closing balance = total, plus what was overdue on the month's last day (``as_of``,
+  ``overdue``); lines = the month's ledger entries, each amount owed with its ``due_date`` —
+  due and overdue as the aging report and the overdue job define them (`handlers.finance`).
 
 Rerunning changes nothing unless the data changed: an open or disputed statement is rebuilt
 (a disputed one whose content changed is reissued as `open`), a confirmed one is never
@@ -29,7 +32,7 @@ them). Events: statement.ready (built or changed), statement.confirmed, statemen
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -48,6 +51,7 @@ from handlers.commission import lock, statement_lock, tier_adjustments
 from handlers.commission_reads import BeneficiaryOut, reps_in_scope, rule_names
 from handlers.commission_rules import rate_str
 from handlers.events import emit
+from handlers.finance import due_date, grace_days, receivables_aging
 from handlers.periods import current_month, month_bounds, parse_month, previous_month, tier_periods_ending
 from models.base import ReceivableKind, StatementKind, StatementStatus
 from models.commission import CommissionEntry, Statement
@@ -170,11 +174,16 @@ async def refresh_receivables_statement(distributor_id: int, month: str) -> str:
     for r in rows:
         sums[_KIND_SUMS[ReceivableKind(r.kind)]] += Decimal(r.amount)
     closing = money(opening + sum(sums.values(), Decimal(0)))
+    last_day = (end - timedelta(days=1)).astimezone(BUSINESS_TZ).date()
+    aged = await receivables_aging([distributor_id], last_day)  # one definition of overdue
     summary = {
         "opening": str(opening),
         **{k: str(money(v)) for k, v in sums.items()},
         "closing": str(closing),
+        "as_of": last_day.isoformat(),
+        "overdue": str(aged[0].overdue if aged else money(0)),
     }
+    grace = grace_days()
     lines = [
         {
             "entry_id": r.id,
@@ -184,6 +193,7 @@ async def refresh_receivables_statement(distributor_id: int, month: str) -> str:
             "ref_id": r.ref_id,
             "amount": str(money(r.amount)),
             "due_at": r.due_at.isoformat() if r.due_at else None,
+            "due_date": due_date(r.due_at, r.occurred_at, grace).isoformat() if r.amount > 0 else None,
         }
         for r in rows
     ]

@@ -299,6 +299,8 @@ async def test_receivables_statement(db) -> None:
         "returns": "-100.00",
         "adjustments": "0.00",
         "closing": "700.00",
+        "as_of": "2026-03-31",
+        "overdue": "700.00",  # no due_at: due the day booked, so all past due by 03-31
     }
     assert st.total == D("700.00") and [ln["amount"] for ln in st.lines] == ["500.00", "-700.00", "-100.00"]
     assert (await close_period("2026-03"))["receivables"] == {"unchanged": 1}

@@ -258,8 +258,17 @@ async def test_returns_bring_stock_back_and_credit_receivables(client, s) -> Non
 async def test_due_dates_follow_payment_terms(client, s) -> None:
     for terms, days in ((PaymentTerms.QUARTERLY, 90), (PaymentTerms.PREPAY, 0)):
         d = await make_distributor(payment_terms=terms)
+        if terms == PaymentTerms.PREPAY:  # 款到发货: paid before it is approved and shipped
+            await ReceivableEntry.create(
+                distributor=d,
+                kind="payment",
+                amount=money("-10"),
+                ref_type="payment",
+                ref_id="p",
+                occurred_at=now(),
+            )
         o = await make_order(d, product=s["product"], qty=1, status="shipped")
-        entry = await ReceivableEntry.get(distributor=d)
+        entry = await ReceivableEntry.get(distributor=d, kind=ReceivableKind.SHIPMENT)
         assert entry.due_at - entry.occurred_at == timedelta(days=days), terms
         assert o.status == "shipped"
 

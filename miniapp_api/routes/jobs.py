@@ -14,7 +14,16 @@ api = Api()
 
 
 class JobParams(In):
-    period: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] | None = None
+    period: (
+        Annotated[
+            str,
+            Field(
+                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+                description="YYYY-MM; commission_statements: a month that has ended (else 400)",
+            ),
+        ]
+        | None
+    ) = None
 
 
 @api.route(
