@@ -4,8 +4,9 @@ Subscribers run inside the emitter's transaction: the outbox rows commit or roll
 the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted event harmless.
 
 - order.placed (awaiting review) -> the region's managers; order.approved / rejected /
-  shipped / received / completed / cancelled -> the distributor's users (not the actor);
-  order.returned -> the region's managers.
+  shipped / received / completed / cancelled -> the distributor's users (not the actor).
+- return.requested (申请退货) -> the region's managers; return.approved / rejected (with the
+  reason) / received -> the distributor's users (not the actor).
 - lead.registered awaiting arbitration -> the region's managers; lead.approved / rejected /
   expired -> the lead's owner (not the actor).
 - statement.ready -> the beneficiary (or the distributor's users); statement.disputed -> the
@@ -23,7 +24,7 @@ from models.base import LeadStatus, OrderStatus, StatementKind
 from models.commission import Statement
 from models.distributor import Distributor
 from models.lead import Lead
-from models.order import Order
+from models.order import Order, ReturnRequest
 from models.user import SalesAssignment
 
 ORDER_WORDS = {
@@ -34,7 +35,6 @@ ORDER_WORDS = {
     "order.received": "已收货",
     "order.completed": "已完成",
     "order.cancelled": "已取消",
-    "order.returned": "申请退货",
 }
 
 
@@ -92,15 +92,55 @@ async def on_order_event(event: Event) -> None:
     key = f"order:{order['id']}:{status}"
     if event.name == "order.shipped":
         key += f":{event.payload.get('shipment_id', '')}"
-    if event.name == "order.returned":
-        key += f":{event.payload.get('return_id', '')}"
-    if event.name in ("order.placed", "order.returned"):
-        if event.name == "order.placed" and order["status"] != OrderStatus.PENDING_REVIEW:
+    if event.name == "order.placed":
+        if order["status"] != OrderStatus.PENDING_REVIEW:
             return  # auto-approved: order.approved follows
         recipients = await managers_of_region(order["region"])
     else:
         recipients = await distributor_users(order["distributor_id"])
     await _send(recipients, actor_id, kind="order_status", title=title, body=body, key=key, payload=payload)
+
+
+RETURN_WORDS = {
+    "return.requested": "申请退货",
+    "return.approved": "退货申请已通过",
+    "return.rejected": "退货申请未通过",
+    "return.received": "退货已入库",
+}
+
+
+@subscribe(*RETURN_WORDS)
+async def on_return_event(event: Event) -> None:
+    req = await ReturnRequest.get_or_none(id=int(event.payload["return_request_id"])).select_related(
+        "order", "distributor"
+    )
+    if req is None:
+        return
+    status = event.name.split(".", 1)[1]
+    number = req.order.number
+    title = f"订单 {number} {RETURN_WORDS[event.name]}"
+    if status == "requested":
+        body = f"{req.distributor.name} 订单 {number} 申请退货，原因：{req.reason}，请审核"
+        recipients = await managers_of_region(req.distributor.region)
+    else:
+        if status == "received":
+            body = f"订单 {number} 的退货已入库，已冲减应收 ¥{money(req.amount or 0)}"
+        else:
+            note = f"，说明：{req.review_note}" if req.review_note else ""
+            verdict = "已通过" if status == "approved" else "未通过"
+            body = f"订单 {number} 的退货申请{verdict}{note}"
+        recipients = await distributor_users(req.distributor_id)  # type: ignore[attr-defined]
+    payload = {"return_request_id": req.id, "order_id": req.order_id, "number": number}  # type: ignore[attr-defined]
+    payload["page"] = f"pages/returns/detail?id={req.id}"
+    await _send(
+        recipients,
+        int(event.payload.get("actor_id") or 0),
+        kind="order_status",
+        title=title,
+        body=body,
+        key=f"return:{req.id}:{status}",
+        payload=payload,
+    )
 
 
 @subscribe("lead.registered", "lead.approved", "lead.rejected", "lead.expired")

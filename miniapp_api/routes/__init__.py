@@ -19,6 +19,7 @@ from miniapp_api.routes import (
     notifications,
     orders,
     reports,
+    returns,
     stock,
     system,
 )
@@ -29,6 +30,7 @@ ROUTE_MODULES: list[ModuleType] = [
     catalog,
     stock,
     orders,
+    returns,
     leads,
     commissions,
     contracts,
