@@ -15,6 +15,8 @@ the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted ev
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from core.clock import now
 from core.money import money
 from handlers.events import Event, subscribe
@@ -24,7 +26,7 @@ from models.base import LeadStatus, OrderStatus, StatementKind
 from models.commission import Statement
 from models.distributor import Distributor
 from models.lead import Lead
-from models.order import Order, ReturnRequest
+from models.order import Order
 from models.user import SalesAssignment
 
 ORDER_WORDS = {
@@ -99,48 +101,6 @@ async def on_order_event(event: Event) -> None:
     else:
         recipients = await distributor_users(order["distributor_id"])
     await _send(recipients, actor_id, kind="order_status", title=title, body=body, key=key, payload=payload)
-
-
-RETURN_WORDS = {
-    "return.requested": "申请退货",
-    "return.approved": "退货申请已通过",
-    "return.rejected": "退货申请未通过",
-    "return.received": "退货已入库",
-}
-
-
-@subscribe(*RETURN_WORDS)
-async def on_return_event(event: Event) -> None:
-    req = await ReturnRequest.get_or_none(id=int(event.payload["return_request_id"])).select_related(
-        "order", "distributor"
-    )
-    if req is None:
-        return
-    status = event.name.split(".", 1)[1]
-    number = req.order.number
-    title = f"订单 {number} {RETURN_WORDS[event.name]}"
-    if status == "requested":
-        body = f"{req.distributor.name} 订单 {number} 申请退货，原因：{req.reason}，请审核"
-        recipients = await managers_of_region(req.distributor.region)
-    else:
-        if status == "received":
-            body = f"订单 {number} 的退货已入库，已冲减应收 ¥{money(req.amount or 0)}"
-        else:
-            note = f"，说明：{req.review_note}" if req.review_note else ""
-            verdict = "已通过" if status == "approved" else "未通过"
-            body = f"订单 {number} 的退货申请{verdict}{note}"
-        recipients = await distributor_users(req.distributor_id)  # type: ignore[attr-defined]
-    payload = {"return_request_id": req.id, "order_id": req.order_id, "number": number}  # type: ignore[attr-defined]
-    payload["page"] = f"pages/returns/detail?id={req.id}"
-    await _send(
-        recipients,
-        int(event.payload.get("actor_id") or 0),
-        kind="order_status",
-        title=title,
-        body=body,
-        key=f"return:{req.id}:{status}",
-        payload=payload,
-    )
 
 
 @subscribe("lead.registered", "lead.approved", "lead.rejected", "lead.expired")
@@ -225,4 +185,55 @@ async def on_statement_event(event: Event) -> None:
         body=f"{st.period} {what}（¥{money(st.total)}）被提出异议：{st.dispute_reason or ''}",
         key=f"statement:{st.id}:disputed:{st.updated_at.isoformat()}",
         payload=payload,
+    )
+
+
+RETURN_WORDS = {
+    "return.requested": "申请退货",
+    "return.approved": "退货申请已通过",
+    "return.rejected": "退货申请未通过",
+    "return.received": "退货已入库",
+}
+_RETURN_SQL = (
+    "SELECT r.id AS id, r.order_id AS order_id, r.reason AS reason, r.review_note AS review_note,"
+    " r.amount AS amount, o.number AS number, d.id AS distributor_id, d.name AS distributor_name,"
+    " d.region AS region FROM return_request r JOIN sales_order o ON o.id = r.order_id"
+    " JOIN distributor d ON d.id = r.distributor_id WHERE r.id = {id}"
+)
+
+
+@subscribe(*RETURN_WORDS)
+async def on_return_event(event: Event) -> None:
+    p = params(Order)
+    rows = await p.fetch(_RETURN_SQL.format(id=p(int(event.payload["return_request_id"]))))
+    if not rows:
+        return
+    req = rows[0]
+    status = event.name.split(".", 1)[1]
+    number = req["number"]
+    if status == "requested":
+        body = f"{req['distributor_name']} 订单 {number} 申请退货，原因：{req['reason']}，请审核"
+        recipients = await managers_of_region(req["region"])
+    else:
+        if status == "received":
+            amount = money(Decimal(str(req["amount"] or 0)))
+            body = f"订单 {number} 的退货已入库，已冲减应收 ¥{amount}"
+        else:
+            note = f"，说明：{req['review_note']}" if req["review_note"] else ""
+            verdict = "已通过" if status == "approved" else "未通过"
+            body = f"订单 {number} 的退货申请{verdict}{note}"
+        recipients = await distributor_users(req["distributor_id"])
+    await _send(
+        recipients,
+        int(event.payload.get("actor_id") or 0),
+        kind="order_status",
+        title=f"订单 {number} {RETURN_WORDS[event.name]}",
+        body=body,
+        key=f"return:{req['id']}:{status}",
+        payload={
+            "return_request_id": req["id"],
+            "order_id": req["order_id"],
+            "number": number,
+            "page": f"pages/returns/detail?id={req['id']}",
+        },
     )
