@@ -7,7 +7,9 @@ or external may happen in a subscriber: external sends go through the outbox.
 Event names and payloads (all ids are ints):
   order.placed / order.approved / order.rejected / order.cancelled  {order_id, actor_id}
   order.shipped {order_id, shipment_id, actor_id}   order.received / order.completed {order_id, actor_id}
-  order.returned {order_id, return_id, actor_id}
+  order.returned {order_id, return_id, actor_id}   (a return received: return_id = the OrderReturn)
+  return.requested / return.approved / return.rejected / return.received
+      {return_request_id, order_id, actor_id}   (handlers/returns.py)
   lead.registered / lead.approved / lead.rejected / lead.expired {lead_id, actor_id}
   (lead.rejected of a lead an approval superseded also carries superseded_by: the winner's id)
   lead.escalated {lead_id, actor_id, regions: [str]}   (an arbitration reaching other regions)

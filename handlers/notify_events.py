@@ -4,8 +4,9 @@ Subscribers run inside the emitter's transaction: the outbox rows commit or roll
 the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted event harmless.
 
 - order.placed (awaiting review) -> the region's managers; order.approved / rejected /
-  shipped / received / completed / cancelled -> the distributor's users (not the actor);
-  order.returned -> the region's managers.
+  shipped / received / completed / cancelled -> the distributor's users (not the actor).
+- return.requested (申请退货) -> the region's managers; return.approved / rejected (with the
+  reason) / received -> the distributor's users (not the actor).
 - lead.registered awaiting arbitration -> the region's managers; lead.approved / rejected /
   expired -> the lead's owner (not the actor); a lead rejected because an arbitration gave
   its customer to another (`superseded_by`) -> also its region's managers; lead.escalated (an
@@ -15,6 +16,8 @@ the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted ev
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from core.clock import now
 from core.money import money
@@ -36,7 +39,6 @@ ORDER_WORDS = {
     "order.received": "已收货",
     "order.completed": "已完成",
     "order.cancelled": "已取消",
-    "order.returned": "申请退货",
 }
 
 
@@ -94,10 +96,8 @@ async def on_order_event(event: Event) -> None:
     key = f"order:{order['id']}:{status}"
     if event.name == "order.shipped":
         key += f":{event.payload.get('shipment_id', '')}"
-    if event.name == "order.returned":
-        key += f":{event.payload.get('return_id', '')}"
-    if event.name in ("order.placed", "order.returned"):
-        if event.name == "order.placed" and order["status"] != OrderStatus.PENDING_REVIEW:
+    if event.name == "order.placed":
+        if order["status"] != OrderStatus.PENDING_REVIEW:
             return  # auto-approved: order.approved follows
         recipients = await managers_of_region(order["region"])
     else:
@@ -222,4 +222,55 @@ async def on_statement_event(event: Event) -> None:
         body=f"{st.period} {what}（¥{money(st.total)}）被提出异议：{st.dispute_reason or ''}",
         key=f"statement:{st.id}:disputed:{st.updated_at.isoformat()}",
         payload=payload,
+    )
+
+
+RETURN_WORDS = {
+    "return.requested": "申请退货",
+    "return.approved": "退货申请已通过",
+    "return.rejected": "退货申请未通过",
+    "return.received": "退货已入库",
+}
+_RETURN_SQL = (
+    "SELECT r.id AS id, r.order_id AS order_id, r.reason AS reason, r.review_note AS review_note,"
+    " r.amount AS amount, o.number AS number, d.id AS distributor_id, d.name AS distributor_name,"
+    " d.region AS region FROM return_request r JOIN sales_order o ON o.id = r.order_id"
+    " JOIN distributor d ON d.id = r.distributor_id WHERE r.id = {id}"
+)
+
+
+@subscribe(*RETURN_WORDS)
+async def on_return_event(event: Event) -> None:
+    p = params(Order)
+    rows = await p.fetch(_RETURN_SQL.format(id=p(int(event.payload["return_request_id"]))))
+    if not rows:
+        return
+    req = rows[0]
+    status = event.name.split(".", 1)[1]
+    number = req["number"]
+    if status == "requested":
+        body = f"{req['distributor_name']} 订单 {number} 申请退货，原因：{req['reason']}，请审核"
+        recipients = await managers_of_region(req["region"])
+    else:
+        if status == "received":
+            amount = money(Decimal(str(req["amount"] or 0)))
+            body = f"订单 {number} 的退货已入库，已冲减应收 ¥{amount}"
+        else:
+            note = f"，说明：{req['review_note']}" if req["review_note"] else ""
+            verdict = "已通过" if status == "approved" else "未通过"
+            body = f"订单 {number} 的退货申请{verdict}{note}"
+        recipients = await distributor_users(req["distributor_id"])
+    await _send(
+        recipients,
+        int(event.payload.get("actor_id") or 0),
+        kind="order_status",
+        title=f"订单 {number} {RETURN_WORDS[event.name]}",
+        body=body,
+        key=f"return:{req['id']}:{status}",
+        payload={
+            "return_request_id": req["id"],
+            "order_id": req["order_id"],
+            "number": number,
+            "page": f"pages/returns/detail?id={req['id']}",
+        },
     )

@@ -6,10 +6,10 @@ place callers import order use-cases from.
 
 Public use-cases (every one takes the acting `Actor` first; all raise core.errors types):
 ``approve_order``, ``reject_order(actor, id, reason)``, ``cancel_order(actor, id,
-reason=None)``, ``ship_order(actor, id, ShipmentIn)``, ``receive_order``, ``complete_order``,
-``return_order(actor, id, ReturnIn)`` -> OrderOut; ``complete_due_orders() -> dict`` (the
-``order_completion`` job); ``get_order(actor, id)``, ``list_orders(actor, status=,
-distributor_id=, page=, page_size=) -> Page[OrderOut]``.
+reason=None)``, ``ship_order(actor, id, ShipmentIn)``, ``receive_order``, ``complete_order``
+-> OrderOut; ``complete_due_orders() -> dict`` (the ``order_completion`` job);
+``get_order(actor, id)``, ``list_orders(actor, status=, distributor_id=, page=, page_size=) ->
+Page[OrderOut]``.
 
 **Lifecycle**: ``pending_review -> approved -> shipped -> received -> completed``, plus
 ``rejected`` (from pending_review) and ``cancelled`` (pending_review, or approved with nothing
@@ -17,12 +17,14 @@ shipped). Rejecting and cancelling release the reservations. **Partial shipments
 stays ``approved`` while some units are shipped (``partially_shipped`` is true, lines carry
 ``shipped_qty``); it becomes ``shipped`` when every unit (paid and free) has shipped. Each
 shipment turns reservations into outbound stock, adds its value to receivables (due per
-payment terms) and emits ``order.shipped``. Returns (received/completed orders) bring units
-back, credit receivables and are bounded by what shipped. A line's units are valued
+payment terms) and emits ``order.shipped``. Returns are requests reviewed by staff and credited
+at receipt (`handlers.returns`, which shares this module's locking and valuing). A line's units are valued
 proportionally (``amount * units / (qty + free_qty)``, rounded cumulatively so the parts sum
 exactly to the line amount). Illegal transitions -> 409 ``invalid_state``. Every transition is
 audited and emits its event (`handlers.events`). Locks are taken in one order everywhere:
-distributor -> order -> stock rows by id.
+distributor -> order -> stock rows by id. **A distributor user acts only on its own
+distributor's orders**: a 一级 sees its 二级's orders but may not cancel, receive or return them
+(403; `_lock_order`).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ from handlers.order_io import (
 from handlers.scope import require_distributor_in_scope, scoped
 from models.base import MovementReason, OrderStatus, ReceivableKind
 from models.distributor import Distributor
-from models.order import Order, OrderLine, OrderReturn, OrderReturnLine, Shipment, ShipmentLine
+from models.order import Order, OrderLine, OrderReturn, Shipment, ShipmentLine
 from models.stock import Stock
 
 __all__ = [
@@ -99,7 +101,6 @@ __all__ = [
     "place_order",
     "receive_order",
     "reject_order",
-    "return_order",
     "ship_order",
 ]
 
@@ -198,6 +199,8 @@ async def _lock_order(actor: Actor, order_id: int, *, lock_distributor: bool = F
     order = await scoped(Order.filter(id=order_id), actor).select_for_update(no_key=True).first()
     if order is None:
         raise NotFound("order not found")
+    if actor.role == Role.distributor and order.distributor_id != actor.distributor_id:  # type: ignore[attr-defined]
+        raise Forbidden("只能操作本经销商自己的订单（下级经销商的订单只可查看）")
     return order
 
 
@@ -420,53 +423,3 @@ async def complete_due_orders() -> dict[str, Any]:
     # Housekeeping rides on this daily job: keys are kept orders.idempotency_ttl_s (>= 24 h).
     purged = await idempotency.purge_expired()
     return {"completed": len(done), "order_ids": done, "idempotency_keys_purged": purged}
-
-
-async def return_order(actor: Actor, order_id: int, data: ReturnIn | dict) -> OrderOut:
-    """After-sales return of shipped units on a received or completed order."""
-    _require(actor, Role.distributor, Role.admin, Role.manager)
-    data = parse_in(ReturnIn, data)
-    wanted = merge_lines(data.lines)
-    async with in_transaction():
-        order = await _lock_order(actor, order_id, lock_distributor=True)
-        _expect(order, OrderStatus.RECEIVED, OrderStatus.COMPLETED)
-        lines = await OrderLine.filter(order_id=order.id)
-        picks = _pick(lines, wanted, lambda x: x.shipped_qty - x.returned_qty, "returned")
-        values = []
-        for x, n in picks:
-            values.append(_unit_value(x, x.returned_qty + n) - _unit_value(x, x.returned_qty))
-        amount = money(sum(values, ZERO))
-        ret = await OrderReturn.create(
-            order_id=order.id, reason=data.reason, amount=amount, created_by_id=actor.user_id or None
-        )
-        rows = await _stock_rows_for(x for x, _ in picks)
-        ref = stock.Ref("order_return", ret.id, actor.user_id, data.reason[:255])
-        movements = []
-        for (x, n), v in sorted(zip(picks, values, strict=True), key=lambda t: rows[_line_key(t[0][0])].id):
-            movements.append(await stock.change(rows[_line_key(x)], n, 0, MovementReason.RETURN, ref))
-            x.returned_qty += n
-            await OrderLine.filter(id=x.id).update(returned_qty=x.returned_qty)
-            await OrderReturnLine.create(order_return_id=ret.id, order_line_id=x.id, qty=n, amount=v)
-        await stock.save_movements(movements)
-        if amount > 0:
-            await add_receivable(
-                order.distributor_id,
-                ReceivableKind.RETURN,
-                -amount,
-                "order_return",
-                ret.id,  # type: ignore[attr-defined]
-            )
-        await record(
-            actor,
-            "order.returned",
-            "order",
-            order.id,
-            None,
-            {
-                "return_id": ret.id,
-                "amount": amount,
-                "lines": [{"sku": x.sku, "line_id": x.id, "qty": n} for x, n in picks],
-            },
-        )
-        await emit("order.returned", order_id=order.id, return_id=ret.id, actor_id=actor.user_id)
-        return await _full_out(order)

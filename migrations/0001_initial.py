@@ -1,6 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.base import Beneficiary, CommissionEntryKind, CommissionMode, CommissionPeriod, ContractStatus, DistributorStatus, IdempotencyState, IdentityChannel, LeadStatus, MovementReason, NotificationChannel, NotificationStatus, OrderStatus, PaymentTerms, ProductStatus, PromotionKind, ReceivableKind, StatementKind, StatementStatus, UserRole, UserStatus
+from models.base import Beneficiary, CommissionEntryKind, CommissionMode, CommissionPeriod, ContractStatus, DistributorStatus, IdempotencyState, IdentityChannel, LeadStatus, MovementReason, NotificationChannel, NotificationStatus, OrderStatus, PaymentTerms, ProductStatus, PromotionKind, ReceivableKind, ReturnStatus, StatementKind, StatementStatus, UserRole, UserStatus
 from orjson import loads
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS
@@ -483,7 +483,7 @@ class Migration(migrations.Migration):
                 ('created_by', fields.ForeignKeyField('qudao.User', source_field='created_by_id', null=True, db_constraint=True, to_field='id', related_name='created_returns', on_delete=OnDelete.SET_NULL)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'order_return', 'app': 'qudao', 'pk_attr': 'id', 'table_description': 'After-sales return of a received or completed order.'},
+            options={'table': 'order_return', 'app': 'qudao', 'pk_attr': 'id', 'table_description': 'Goods of a return request received back into stock: the credit (stock movements,'},
             bases=['Model'],
         ),
         ops.AddConstraint(
@@ -515,6 +515,28 @@ class Migration(migrations.Migration):
         ops.AddConstraint(
             model_name='Payment',
             constraint=UniqueConstraint(fields=('distributor', 'ref'), name=None),
+        ),
+        ops.CreateModel(
+            name='ReturnRequest',
+            fields=[
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('order', fields.ForeignKeyField('qudao.Order', source_field='order_id', db_constraint=True, to_field='id', related_name='return_requests', on_delete=OnDelete.RESTRICT)),
+                ('distributor', fields.ForeignKeyField('qudao.Distributor', source_field='distributor_id', description="the order's distributor (copied, for scope filters)", db_constraint=True, to_field='id', related_name='return_requests', on_delete=OnDelete.RESTRICT)),
+                ('status', fields.CharEnumField(default=ReturnStatus.REQUESTED, description='requested -> approved -> received, or rejected', enum_type=ReturnStatus, max_length=24)),
+                ('reason', fields.TextField(unique=False)),
+                ('requested_by', fields.ForeignKeyField('qudao.User', source_field='requested_by_id', null=True, db_constraint=True, to_field='id', related_name='requested_returns', on_delete=OnDelete.SET_NULL)),
+                ('reviewed_by', fields.ForeignKeyField('qudao.User', source_field='reviewed_by_id', null=True, db_constraint=True, to_field='id', related_name='reviewed_returns', on_delete=OnDelete.SET_NULL)),
+                ('reviewed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('review_note', fields.TextField(null=True, description='the approval note or the rejection reason', unique=False)),
+                ('received_by', fields.ForeignKeyField('qudao.User', source_field='received_by_id', null=True, db_constraint=True, to_field='id', related_name='received_returns', on_delete=OnDelete.SET_NULL)),
+                ('received_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('amount', fields.DecimalField(null=True, description='money credited at receipt (null before)', max_digits=14, decimal_places=2)),
+                ('order_return', fields.ForeignKeyField('qudao.OrderReturn', source_field='order_return_id', null=True, description='the credit written at receipt', db_constraint=True, to_field='id', related_name='requests', on_delete=OnDelete.RESTRICT)),
+            ],
+            options={'table': 'return_request', 'app': 'qudao', 'indexes': [Index(fields=['order_id']), Index(fields=['distributor_id', 'status']), Index(fields=['status', 'created_at'])], 'pk_attr': 'id', 'table_description': 'An after-sales return request (申请退货): reviewed by staff, then received into stock.'},
+            bases=['TimestampMixin', 'Model'],
         ),
         ops.CreateModel(
             name='SalesAssignment',
@@ -707,6 +729,29 @@ class Migration(migrations.Migration):
         ),
         ops.AddIndex(
             model_name='OrderReturnLine',
+            index=Index(fields=['order_line_id']),
+        ),
+        ops.CreateModel(
+            name='ReturnRequestLine',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('request', fields.ForeignKeyField('qudao.ReturnRequest', source_field='request_id', db_constraint=True, to_field='id', related_name='lines', on_delete=OnDelete.CASCADE)),
+                ('order_line', fields.ForeignKeyField('qudao.OrderLine', source_field='order_line_id', db_constraint=True, to_field='id', related_name='return_request_lines', on_delete=OnDelete.RESTRICT)),
+                ('qty', fields.IntField()),
+            ],
+            options={'table': 'return_request_line', 'app': 'qudao', 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.AddConstraint(
+            model_name='ReturnRequestLine',
+            constraint=CheckConstraint(check='qty > 0', name='ck_return_request_line_qty'),
+        ),
+        ops.AddIndex(
+            model_name='ReturnRequestLine',
+            index=Index(fields=['request_id']),
+        ),
+        ops.AddIndex(
+            model_name='ReturnRequestLine',
             index=Index(fields=['order_line_id']),
         ),
         ops.CreateModel(

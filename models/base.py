@@ -122,6 +122,15 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ReturnStatus(StrEnum):
+    """An after-sales return request: requested -> approved -> received, or rejected."""
+
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    RECEIVED = "received"
+
+
 class IdempotencyState(StrEnum):
     IN_PROGRESS = "in_progress"
     DONE = "done"

@@ -8,7 +8,14 @@ from tortoise import fields
 from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
 
-from models.base import IdempotencyState, OrderStatus, TimestampMixin, enum_field, money_field
+from models.base import (
+    IdempotencyState,
+    OrderStatus,
+    ReturnStatus,
+    TimestampMixin,
+    enum_field,
+    money_field,
+)
 
 if TYPE_CHECKING:
     from models.distributor import Distributor
@@ -49,6 +56,7 @@ class Order(TimestampMixin, Model):
     lines: fields.ReverseRelation[OrderLine]
     shipments: fields.ReverseRelation[Shipment]
     returns: fields.ReverseRelation[OrderReturn]
+    return_requests: fields.ReverseRelation[ReturnRequest]
 
     class Meta:
         table = "sales_order"  # "order" is reserved in SQL
@@ -154,7 +162,8 @@ class ShipmentLine(Model):
 
 
 class OrderReturn(Model):
-    """After-sales return of a received or completed order."""
+    """Goods of a return request received back into stock: the credit (stock movements,
+    receivable credit note, commission reversal) hangs off this row."""
 
     id = fields.IntField(primary_key=True)
     order: fields.ForeignKeyRelation[Order] = fields.ForeignKeyField(
@@ -193,6 +202,69 @@ class OrderReturnLine(Model):
             CheckConstraint(check="qty > 0", name="ck_order_return_line_qty"),
             CheckConstraint(check="CAST(amount AS NUMERIC) >= 0", name="ck_order_return_line_amount"),
         )
+
+
+class ReturnRequest(TimestampMixin, Model):
+    """An after-sales return request (申请退货): reviewed by staff, then received into stock.
+    Units asked for by open (requested/approved) requests count against what may still be
+    returned; only at receipt does an OrderReturn (the credit) get written."""
+
+    id = fields.IntField(primary_key=True)
+    order: fields.ForeignKeyRelation[Order] = fields.ForeignKeyField(
+        "qudao.Order", related_name="return_requests", on_delete=fields.RESTRICT
+    )
+    distributor: fields.ForeignKeyRelation[Distributor] = fields.ForeignKeyField(
+        "qudao.Distributor",
+        related_name="return_requests",
+        on_delete=fields.RESTRICT,
+        description="the order's distributor (copied, for scope filters)",
+    )
+    status = enum_field(
+        ReturnStatus, "requested -> approved -> received, or rejected", default=ReturnStatus.REQUESTED
+    )
+    reason = fields.TextField()
+    requested_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "qudao.User", related_name="requested_returns", null=True, on_delete=fields.SET_NULL
+    )
+    reviewed_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "qudao.User", related_name="reviewed_returns", null=True, on_delete=fields.SET_NULL
+    )
+    reviewed_at = fields.DatetimeField(null=True)
+    review_note = fields.TextField(null=True, description="the approval note or the rejection reason")
+    received_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "qudao.User", related_name="received_returns", null=True, on_delete=fields.SET_NULL
+    )
+    received_at = fields.DatetimeField(null=True)
+    amount = money_field(null=True, description="money credited at receipt (null before)")
+    order_return: fields.ForeignKeyNullableRelation[OrderReturn] = fields.ForeignKeyField(
+        "qudao.OrderReturn",
+        related_name="requests",
+        null=True,
+        on_delete=fields.RESTRICT,
+        description="the credit written at receipt",
+    )
+
+    lines: fields.ReverseRelation[ReturnRequestLine]
+
+    class Meta:
+        table = "return_request"
+        indexes = (("order_id",), ("distributor_id", "status"), ("status", "created_at"))
+
+
+class ReturnRequestLine(Model):
+    id = fields.IntField(primary_key=True)
+    request: fields.ForeignKeyRelation[ReturnRequest] = fields.ForeignKeyField(
+        "qudao.ReturnRequest", related_name="lines", on_delete=fields.CASCADE
+    )
+    order_line: fields.ForeignKeyRelation[OrderLine] = fields.ForeignKeyField(
+        "qudao.OrderLine", related_name="return_request_lines", on_delete=fields.RESTRICT
+    )
+    qty = fields.IntField()
+
+    class Meta:
+        table = "return_request_line"
+        indexes = (("request_id",), ("order_line_id",))
+        constraints = (CheckConstraint(check="qty > 0", name="ck_return_request_line_qty"),)
 
 
 class IdempotencyRecord(Model):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from core import runtime as rt
 from core.errors import DomainError
 from core.money import money
-from handlers import ordering, stock
+from handlers import ordering, returns, stock
 from handlers.actor import SYSTEM
 from handlers.finance import credit_exposure
 from models.base import OrderStatus, UserRole
@@ -207,10 +207,12 @@ async def test_operation_sequences_keep_stock_and_ledger_consistent(db, batches)
                 return -op[2]
             elif kind == "receive":
                 await ordering.receive_order(admin, oid)
-            elif kind == "return":
-                await ordering.return_order(
+            elif kind == "return":  # 申请 -> 审核 -> 入库: units come back only at receipt
+                req = await returns.request_return(
                     admin, oid, {"lines": [{"sku": product.sku, "qty": op[2]}], "reason": "r"}
                 )
+                await returns.approve_return(admin, req.id)
+                await returns.receive_return(admin, req.id)
                 return op[2]
         except DomainError:
             return 0

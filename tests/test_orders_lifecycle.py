@@ -208,16 +208,23 @@ async def test_bad_shipment_lines_are_400_and_change_nothing(client, s) -> None:
     assert await world_state() == before
 
 
+async def _return(client: Any, s: dict, order_id: int, qty: int, asker: dict) -> tuple[int, Any]:
+    """申请 -> 审核 -> 入库 (handlers/returns.py; tests/test_returns.py covers the workflow)."""
+    body = {"lines": [{"sku": s["product"].sku, "qty": qty}], "reason": "破损"}
+    status, req = await post(client, f"/orders/{order_id}/returns", asker, body)
+    if status != 201:
+        return status, req
+    await post(client, f"/returns/{req['id']}/approve", s["mgr"])
+    status, req = await post(client, f"/returns/{req['id']}/receive", s["mgr"])
+    assert status == 200, req
+    return status, (await (await client.get(f"{API}/orders/{order_id}", headers=s["h"])).json())
+
+
 async def test_returns_bring_stock_back_and_credit_receivables(client, s) -> None:
     o = await make_order(s["distributor"], product=s["product"], qty=5, status="received")
     assert await balance(s["distributor"]) == Decimal("50.00")
-    status, body = await post(
-        client,
-        f"/orders/{o.id}/returns",
-        s["h"],
-        {"lines": [{"sku": s["product"].sku, "qty": 2}], "reason": "破损"},
-    )
-    assert status == 201, body
+    status, body = await _return(client, s, o.id, 2, s["h"])
+    assert status == 200, body
     assert body["status"] == "received" and body["lines"][0]["returned_qty"] == 2
     assert body["returns"][0]["amount"] == "20.00" and body["returns"][0]["lines"] == [
         {"sku": s["product"].sku, "qty": 2}
@@ -230,27 +237,17 @@ async def test_returns_bring_stock_back_and_credit_receivables(client, s) -> Non
     assert [e for e in SEEN if e.name == "order.returned"][-1].payload == {
         "order_id": o.id,
         "return_id": ret.id,
-        "actor_id": s["user"].id,
+        "actor_id": s["manager"].id,  # the one who received the goods
     }
     # Bounded by what shipped: 3 left.
     before = await world_state()
-    status, answer = await post(
-        client,
-        f"/orders/{o.id}/returns",
-        s["mgr"],
-        {"lines": [{"sku": s["product"].sku, "qty": 4}], "reason": "x"},
-    )
+    status, answer = await _return(client, s, o.id, 4, s["mgr"])
     assert status == 400 and answer["error"]["details"]["fields"][0]["field"] == "lines.0.qty"
     assert await world_state() == before
     await ordering.complete_order(SYSTEM, o.id)  # completed orders still take returns
-    status, body = await post(
-        client,
-        f"/orders/{o.id}/returns",
-        s["mgr"],
-        {"lines": [{"sku": s["product"].sku, "qty": 3}], "reason": "x"},
-    )
+    status, body = await _return(client, s, o.id, 3, s["mgr"])
     assert (
-        status == 201 and body["status"] == "completed" and await balance(s["distributor"]) == Decimal("0.00")
+        status == 200 and body["status"] == "completed" and await balance(s["distributor"]) == Decimal("0.00")
     )
     await assert_consistent()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from handlers.statements import close_period
 from models.audit import AuditLog
 from models.base import Beneficiary, ReceivableKind, StatementStatus
 from models.commission import CommissionEntry, Statement
+from models.order import Order
 from tests.factories import make_world
 from tests.factories_commission import (
     at,
@@ -162,9 +164,10 @@ async def test_a_return_after_confirmation_lands_in_the_next_month(client) -> No
 
 
 async def test_concurrent_returns_closes_and_confirmation_keep_entries_equal_to_statements(client) -> None:
-    """Invariant 7 under concurrency: 16 returns over HTTP race two closes of their month and the
-    rep confirming it. Whatever the interleaving, every entry of a closed month is on its
-    statement, statements equal their entries, and the bases net to what was kept."""
+    """Invariant 7 under concurrency: 16 return receipts (入库, where the credit and the
+    reversal happen) over HTTP race two closes of their month and the rep confirming it.
+    Whatever the interleaving, every entry of a closed month is on its statement, statements
+    equal their entries, and the bases net to what was kept."""
     w = await make_world()
     await make_rule(scope_region="华东", mode="tiered_whole", tiers=[("0", "0.02"), ("2000", "0.03")])
     orders = []
@@ -177,26 +180,29 @@ async def test_concurrent_returns_closes_and_confirmation_keep_entries_equal_to_
         )
         await complete(order)
         orders.append(order)
+    # Received recently enough to be within the return window (orders.return_days).
+    await Order.filter(id__in=[o.id for o in orders]).update(received_at=now())
     await close_period("2026-03")
     rep_stmt = await Statement.get(subject_key=f"user:{w.east.rep.id}")
-    dist, rep = w.headers("east", "distributor"), w.headers("east", "sales")
+    dist, rep, admin = w.headers("east", "distributor"), w.headers("east", "sales"), w.headers("", "admin")
 
-    async def post(path: str, body: dict, headers: dict[str, str]) -> int:
+    async def post(path: str, body: dict, headers: dict[str, str]) -> Any:
         async with client.post(f"/api/v1{path}", json=body, headers=headers) as resp:
-            return resp.status
+            return resp.status if resp.status != 201 else (await resp.json())["id"]
 
-    returns = [
-        post(f"/orders/{o.id}/returns", {"lines": [{"sku": w.product.sku, "qty": q}], "reason": "退货"}, dist)
-        for o in orders
-        for q in (2, 3)
-    ]
+    requests = []
+    for o in orders:
+        for q in (2, 3):
+            body = {"lines": [{"sku": w.product.sku, "qty": q}], "reason": "退货"}
+            requests.append(await post(f"/orders/{o.id}/returns", body, dist))
+            assert await post(f"/returns/{requests[-1]}/approve", {}, admin) == 200
     statuses = await asyncio.gather(
-        *returns,
+        *(post(f"/returns/{r}/receive", {}, admin) for r in requests),
         close_period("2026-03"),
         close_period("2026-03"),
         post(f"/statements/{rep_stmt.id}/confirm", {}, rep),
     )
-    assert statuses[:16] == [201] * 16 and statuses[-1] == 200, statuses
+    assert statuses[:16] == [200] * 16 and statuses[-1] == 200, statuses
     for month in ("2026-03", "2026-04"):
         await close_period(month)
     await assert_entries_sum_to_statements()
@@ -226,10 +232,15 @@ async def test_end_to_end_through_the_order_lifecycle(client) -> None:
             {"lines": [{"sku": w.product.sku, "qty": 1}], "reason": "破损"},
             dist,
         ),
+        ("/returns/{ret}/approve", {}, admin),  # 申请 -> 审核 -> 入库: credit and reversal at receipt
+        ("/returns/{ret}/receive", {}, admin),
     ]
+    ret = None
     for path, payload, who in steps:
-        async with client.post(f"/api/v1{path}", json=payload, headers=who) as resp:
+        async with client.post(f"/api/v1{path.format(ret=ret)}", json=payload, headers=who) as resp:
             assert resp.status in (200, 201), (path, await resp.text())
+            if path.endswith("/returns"):
+                ret = (await resp.json())["id"]
     month = now().astimezone(BUSINESS_TZ).strftime("%Y-%m")
     async with client.get(f"/api/v1/commissions?period={month}", headers=w.headers("east", "sales")) as resp:
         mine = await resp.json()

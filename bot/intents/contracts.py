@@ -14,7 +14,7 @@ MAX_LINES = 10
 
 @router.command("合同", "我的合同", "合同到期")
 async def handle_contracts(ctx: ChatContext, _: str) -> str:
-    rows = await list_contracts(ctx.me, limit=MAX_LINES)
+    rows = (await list_contracts(ctx.me, in_force=True, page_size=MAX_LINES)).items
     if not rows:
         return "没有进行中的合同。"
     out = ["合同（按到期日）："]

@@ -6,9 +6,10 @@ from aiohttp import web
 from pydantic import Field
 
 from core.schema import Id, In, Page, PageQuery
-from handlers import ordering
+from handlers import ordering, returns
 from handlers.idempotency import HEADER
 from handlers.ordering import CancelIn, OrderCreate, OrderOut, RejectIn, ReturnIn, ShipmentIn
+from handlers.returns import ReturnRequestOut
 from miniapp_api.framework import Api, Ctx
 
 api = Api()
@@ -154,12 +155,13 @@ async def complete(ctx: Ctx) -> OrderOut:
     "POST",
     r"/orders/{id:\d+}/returns",
     body=ReturnIn,
-    response=OrderOut,
+    response=ReturnRequestOut,
     status=201,
-    roles={"distributor", *STAFF},
+    roles=EVERYONE,
     scope="object",
-    tags=("orders",),
+    tags=("orders", "returns"),
 )
-async def return_goods(ctx: Ctx) -> OrderOut:
-    """After-sales return on a received or completed order (bounded by what shipped)."""
-    return await ordering.return_order(ctx.me, ctx.id, ctx.body)
+async def return_goods(ctx: Ctx) -> ReturnRequestOut:
+    """申请退货: ask to return units of a received or completed order within `orders.return_days`
+    of receipt. Nothing moves until staff approve it and receive the goods (see /returns)."""
+    return await returns.request_return(ctx.me, ctx.id, ctx.body)

@@ -11,7 +11,7 @@ from typing import Any
 from handlers import stock
 from handlers.actor import SYSTEM
 from models.finance import Payment
-from models.order import Order
+from models.order import Order, ReturnRequest
 from models.stock import StockMovement
 from tests.bola import ALL_ROLES, STAFF_SEES, Case, Probe
 from tests.factories import make_price_list, make_product, make_stock
@@ -41,6 +41,7 @@ async def _state(world: Any, probe: Probe) -> Any:
         await Order.all().count(),
         await StockMovement.all().count(),
         await Payment.all().count(),
+        await ReturnRequest.all().count(),
         status,
     )
 
