@@ -42,6 +42,17 @@ def plain_config(config: Config) -> Config:
 
 
 @pytest.fixture
+async def plain_client(aiohttp_client, plain_config: Config):  # type: ignore[no-untyped-def]
+    from core.app import create_app
+    from core.keys import KV_STORE
+
+    app = create_app(plain_config, scheduler=False)
+    cli = await aiohttp_client(app)
+    yield cli
+    await app[KV_STORE].flush_namespace()
+
+
+@pytest.fixture
 def clock_at():  # type: ignore[no-untyped-def]
     """Set the application clock to a unix time (the known-answer samples are old)."""
 
@@ -87,10 +98,8 @@ async def test_forged_plaintext_is_refused_when_aes_key_is_configured(client) ->
     assert "还没有订单" in await chat.say("o_rep", "订单")
 
 
-async def test_plaintext_mode_still_works_without_aes_key(aiohttp_client, plain_config: Config) -> None:
-    from core.app import create_app
-
-    client = await aiohttp_client(create_app(plain_config, scheduler=False))
+async def test_plaintext_mode_still_works_without_aes_key(plain_client) -> None:  # type: ignore[no-untyped-def]
+    client = plain_client
     reply = await Chat(client, encrypted=False).say("o_someone", "帮助")
     assert "查库存" in reply
 
@@ -115,10 +124,8 @@ async def test_wechat_and_wecom_refuse_timestamps_off_by_more_than_5_minutes(cli
     assert await Lead.all().count() == 0
 
 
-async def test_2017_timestamp_in_plaintext_mode_is_refused(aiohttp_client, plain_config: Config) -> None:
-    from core.app import create_app
-
-    client = await aiohttp_client(create_app(plain_config, scheduler=False))
+async def test_2017_timestamp_in_plaintext_mode_is_refused(plain_client) -> None:  # type: ignore[no-untyped-def]
+    client = plain_client
     sim = WeChatSimulator(WX_TOKEN, encrypted=False)
     req = sim.build(sim.fields("o_x", "text", Content="帮助", MsgId="1"), timestamp="1500000000")
     status, _ = await _post(client, req)
@@ -163,14 +170,10 @@ async def test_same_timestamp_and_nonce_with_another_body_is_refused(client, cha
     assert await Lead.all().count() == 1
 
 
-async def test_forged_body_on_a_captured_plaintext_query_is_refused(
-    aiohttp_client, plain_config: Config
-) -> None:
+async def test_forged_body_on_a_captured_plaintext_query_is_refused(plain_client) -> None:  # type: ignore[no-untyped-def]
     """Plaintext mode: the signature does not cover the body. Once the real message used the
     query's (timestamp, nonce), a different body under that query does nothing."""
-    from core.app import create_app
-
-    client = await aiohttp_client(create_app(plain_config, scheduler=False))
+    client = plain_client
     world = await make_world()
     chat = Chat(client, encrypted=False)
     await chat.bind("o_rep", world.east.rep)
@@ -281,12 +284,15 @@ async def test_dingtalk_callback_for_another_robot_is_refused(client) -> None:
 
 async def test_dingtalk_without_configured_robot_code_accepts_any(aiohttp_client, config: Config) -> None:
     from core.app import create_app
+    from core.keys import KV_STORE
 
-    client = await aiohttp_client(
-        create_app(config.with_overrides({"dingtalk": {"robot_code": ""}}), scheduler=False)
-    )
-    other = DingTalkSimulator(DT_SECRET, robot_code="ding_any")
-    assert "查库存" in (other.read_reply(*await _post(client, other.text("staff", "帮助"))) or "")
+    app = create_app(config.with_overrides({"dingtalk": {"robot_code": ""}}), scheduler=False)
+    client = await aiohttp_client(app)
+    try:
+        other = DingTalkSimulator(DT_SECRET, robot_code="ding_any")
+        assert "查库存" in (other.read_reply(*await _post(client, other.text("staff", "帮助"))) or "")
+    finally:
+        await app[KV_STORE].flush_namespace()
 
 
 # --- 5. absurd message times are 400 ------------------------------------------------------------
@@ -294,25 +300,23 @@ async def test_dingtalk_without_configured_robot_code_accepts_any(aiohttp_client
 ABSURD_SECONDS = ["99999999999999999999", "100000000000000", "253402300800", "-1", "abc", "1e9", ""]
 
 
-@pytest.mark.parametrize("create_time", ABSURD_SECONDS)
-@pytest.mark.parametrize("channel", ["wechat", "wechat-plain", "wecom"])
-async def test_absurd_create_time_is_400(
-    aiohttp_client, config: Config, channel: str, create_time: str
-) -> None:
-    from core.app import create_app
-
-    cfg = config.with_overrides({"wechat": {"encoding_aes_key": ""}}) if channel == "wechat-plain" else config
-    client = await aiohttp_client(create_app(cfg, scheduler=False))
-    chat = Chat(
-        client,
-        "wecom" if channel == "wecom" else "wechat",
-        **({} if channel != "wechat-plain" else {"encrypted": False}),
-    )
+async def _absurd_create_time_is_400(client, chat: Chat, create_time: str) -> None:  # type: ignore[no-untyped-def]
     fields = _fields_of(chat.sim, chat.sim.text("u1", "帮助"))
     fields["CreateTime"] = create_time
     status, body = await _post(client, chat.sim.build(fields))
     assert status == 400, body
     await _no_chat_state(client)
+
+
+@pytest.mark.parametrize("create_time", ABSURD_SECONDS)
+@pytest.mark.parametrize("channel", ["wechat", "wecom"])
+async def test_absurd_create_time_is_400(client, channel: str, create_time: str) -> None:  # type: ignore[no-untyped-def]
+    await _absurd_create_time_is_400(client, Chat(client, channel), create_time)
+
+
+@pytest.mark.parametrize("create_time", ABSURD_SECONDS)
+async def test_absurd_create_time_in_plaintext_mode_is_400(plain_client, create_time: str) -> None:  # type: ignore[no-untyped-def]
+    await _absurd_create_time_is_400(plain_client, Chat(plain_client, encrypted=False), create_time)
 
 
 @pytest.mark.parametrize("create_at", [10**30, 10**17, 2**63, -1, "1700000000000", 1.7e12, None, True])
