@@ -45,30 +45,7 @@ STATUS = {
     "rejected": "已驳回",
     "cancelled": "已取消",
 }
-UNITS = (
-    "吨",
-    "袋",
-    "件",
-    "箱",
-    "根",
-    "张",
-    "卷",
-    "桶",
-    "个",
-    "套",
-    "支",
-    "立方",
-    "方",
-    "米",
-    "包",
-    "盒",
-    "瓶",
-    "条",
-    "块",
-    "台",
-    "t",
-    "T",
-)
+UNITS = tuple("吨|袋|件|箱|根|张|卷|桶|个|套|支|立方|方|米|包|盒|瓶|条|块|台|t|T".split("|"))
 _BY_LENGTH = sorted(UNITS, key=len, reverse=True)  # "立方" before "方"
 TIMES = "x×*"
 # Parts are separated by punctuation or a spaced 和/以及. The lookbehind tries a run of spaces
