@@ -331,3 +331,15 @@ async def test_absurd_dingtalk_create_at_is_400(client, create_at: object) -> No
     status, text = await _post(client, sim.sign(json.dumps(body)))
     assert status == 400, text
     await _no_chat_state(client)
+
+
+def test_timestamp_window_bounds() -> None:
+    from channels.errors import StaleTimestamp
+    from channels.wechat.crypto import check_timestamp
+
+    now = 1_800_000_000
+    for ok in ("1800000000", "1799999700", "1800000300", " 1800000000 "):
+        assert check_timestamp(ok, now_s=now) == int(ok)
+    for bad in ("1799999699", "1800000301", "0", "", "-1", "+1800000000", "1.8e9", "١٨٠٠٠٠٠٠٠٠", "9" * 13):
+        with pytest.raises(StaleTimestamp):
+            check_timestamp(bad, now_s=now)
