@@ -26,6 +26,11 @@ from bot.conversation import Conversation, State
 from bot.message import Message, Reply
 from handlers.actor import Actor
 
+# Longer chat text is answered with TOO_LONG_TEXT and never parsed: every intent's parsing is
+# then bounded, whatever a regex or a fuzzy match costs per character.
+MAX_TEXT_CHARS = 500
+TOO_LONG_TEXT = f"消息太长了（最多 {MAX_TEXT_CHARS} 字），没有处理。请精简后重新发送，或分几条发送。"
+
 BIND_HINT = "您还没有绑定账号。请向管理员索取邀请码，然后发送：\n绑定 邀请码\n例如：绑定 7KQ2M9XD"
 
 _KEY_SAFE = re.compile(r"[\x21-\x7e]{1,128}")
@@ -66,6 +71,11 @@ class ChatContext:
         if not _KEY_SAFE.fullmatch(sender):  # keys are printable ASCII; ids normally are
             sender = hashlib.sha256(sender.encode()).hexdigest()[:32]
         return f"chat:{self.message.channel}:{sender}:{conv_id}"
+
+
+def too_long(text: str) -> bool:
+    """Over the cap as sent, or once width-folded (NFKC can turn one character into many)."""
+    return len(text) > MAX_TEXT_CHARS or len(clean_text(text)) > MAX_TEXT_CHARS
 
 
 def clean_text(text: str) -> str:
@@ -167,6 +177,8 @@ class Router:
 
     async def dispatch(self, ctx: ChatContext) -> Reply:
         ctx.router = self
+        if too_long(ctx.message.text):
+            return Reply(TOO_LONG_TEXT)
         for rule, arg in await self._candidates(ctx):
             if rule.needs_actor and ctx.actor is None:
                 return Reply(BIND_HINT)

@@ -131,12 +131,14 @@ class WeComSimulator:
         self.corp_id = corp_id
         self.agent_id = agent_id
 
-    def text(self, user: str, content: str, *, msg_id: str | None = None) -> SimRequest:
+    def text(
+        self, user: str, content: str, *, msg_id: str | None = None, create_time: int | None = None
+    ) -> SimRequest:
         return self.build(
             {
                 "ToUserName": self.corp_id,
                 "FromUserName": user,
-                "CreateTime": int(time.time()),
+                "CreateTime": create_time if create_time is not None else int(time.time()),
                 "MsgType": "text",
                 "Content": content,
                 "MsgId": msg_id or _next_id(),
@@ -144,8 +146,10 @@ class WeComSimulator:
             }
         )
 
-    def build(self, fields: dict[str, Any]) -> SimRequest:
-        ts, nonce = str(int(time.time())), random_nonce()
+    def build(
+        self, fields: dict[str, Any], *, timestamp: str | None = None, nonce: str | None = None
+    ) -> SimRequest:
+        ts, nonce = timestamp or str(int(time.time())), nonce or random_nonce()
         encrypt = self.crypto.encrypt(_xml(fields))
         params = {"msg_signature": self.crypto.sign(ts, nonce, encrypt), "timestamp": ts, "nonce": nonce}
         body = _xml({"ToUserName": self.corp_id, "Encrypt": encrypt, "AgentID": self.agent_id})

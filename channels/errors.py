@@ -26,6 +26,12 @@ class StaleTimestamp(InvalidSignature):
     code = "stale_timestamp"
 
 
+class Replayed(InvalidSignature):
+    """The (timestamp, nonce) of a signed callback was already used by another message."""
+
+    code = "replayed"
+
+
 class InvalidPayload(ChannelError):
     """The body cannot be decrypted or parsed, or lacks a required field."""
 

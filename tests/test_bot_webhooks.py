@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,6 +16,7 @@ from bot.simulator import DingTalkSimulator, WeChatSimulator
 from channels.dingtalk.crypto import robot_sign
 from channels.wechat.crypto import WeChatCrypto
 from core.app import create_app
+from core.clock import FixedClock, SystemClock, set_clock
 from core.config import Config
 from core.keys import KV_STORE
 from models.audit import AuditLog
@@ -41,8 +43,21 @@ def config(config: Config) -> Config:
 # --- URL verification ---------------------------------------------------------------------
 
 
-async def test_wechat_url_check_known_answer(client) -> None:
+@pytest.fixture
+def clock_at():  # type: ignore[no-untyped-def]
+    """The samples' timestamps are years old and callbacks must be within 5 minutes of now:
+    run the known-answer checks at the samples' own time."""
+
+    def at(ts: int) -> None:
+        set_clock(FixedClock(datetime.fromtimestamp(ts, UTC)))
+
+    yield at
+    set_clock(SystemClock())
+
+
+async def test_wechat_url_check_known_answer(client, clock_at) -> None:  # type: ignore[no-untyped-def]
     # PLATFORMS.md [checked]: token AAAAA
+    clock_at(1714036504)
     params = {
         "signature": "f464b24fc39322e44b38aa78f5edd27bd1441696",
         "timestamp": "1714036504",
@@ -55,7 +70,8 @@ async def test_wechat_url_check_known_answer(client) -> None:
     assert resp.status == 401
 
 
-async def test_wecom_url_check_known_answer(client) -> None:
+async def test_wecom_url_check_known_answer(client, clock_at) -> None:  # type: ignore[no-untyped-def]
+    clock_at(1476416373)
     params = {
         "msg_signature": "012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb",
         "timestamp": "1476416373",
@@ -93,13 +109,18 @@ async def test_unconfigured_webhooks_refuse_everything(aiohttp_client, config: C
 # --- messages in, replies out ------------------------------------------------------------
 
 
-async def test_wechat_safe_mode_xml_and_json_and_plaintext(client) -> None:
-    for chat in (
-        Chat(client),
-        Chat(client, fmt="json"),
-        Chat(client, encrypted=False),
-        Chat(client, encrypted=False, fmt="json"),
-    ):
+async def test_wechat_safe_mode_xml_and_json_and_plaintext(client, aiohttp_client, config: Config) -> None:
+    for chat in (Chat(client), Chat(client, fmt="json")):
+        reply = await chat.say("o_unbound_user", "帮助")
+        assert "绑定" in reply and "查库存" in reply
+    # plaintext only when no EncodingAESKey is configured (safe mode refuses it: 403)
+    assert (await Chat(client, encrypted=False).post(Chat(client, encrypted=False).sim.text("o_u", "帮助")))[
+        0
+    ] == 403
+    plain = await aiohttp_client(
+        create_app(config.with_overrides({"wechat": {"encoding_aes_key": ""}}), scheduler=False)
+    )
+    for chat in (Chat(plain, encrypted=False), Chat(plain, encrypted=False, fmt="json")):
         reply = await chat.say("o_unbound_user", "帮助")
         assert "绑定" in reply and "查库存" in reply
 
@@ -161,8 +182,11 @@ async def test_bad_signatures_do_nothing(client) -> None:
         resp = await client.post("/bot/wechat", params=params, data=body.encode())
         assert resp.status == 401, await resp.text()
     plain = Chat(client, encrypted=False).sim.text("o_attacker", f"绑定 {invite.code}")
-    resp = await client.post("/bot/wechat", params=plain.params | {"signature": "f" * 40}, data=plain.body)
-    assert resp.status == 401
+    for signature in ("f" * 40, plain.params["signature"]):  # plaintext in safe mode: refused either way
+        resp = await client.post(
+            "/bot/wechat", params=plain.params | {"signature": signature}, data=plain.body
+        )
+        assert resp.status == 403
     dt = DingTalkSimulator(DT_SECRET).text("staff_x", f"绑定 {invite.code}")
     for headers in (
         dt.headers | {"sign": robot_sign("not-the-secret", dt.headers["timestamp"])},
@@ -188,11 +212,13 @@ async def _keys(kv) -> list[str]:  # type: ignore[no-untyped-def]
     return [k.decode() for k in await kv.client.keys(kv.full_key("*"))]
 
 
-async def test_bad_payloads_are_400(client) -> None:
-    chat = Chat(client, encrypted=False)
-    req = chat.sim.text("o_x", "帮助")
+async def test_bad_payloads_are_400(client, aiohttp_client, config: Config) -> None:
+    plain = await aiohttp_client(
+        create_app(config.with_overrides({"wechat": {"encoding_aes_key": ""}}), scheduler=False)
+    )
+    req = Chat(plain, encrypted=False).sim.text("o_x", "帮助")
     for body in ("<xml><ToUserName>", '<!DOCTYPE x [<!ENTITY a "b">]><xml/>', "[1,2]", "<xml><A>1</A></xml>"):
-        resp = await client.post("/bot/wechat", params=req.params, data=body.encode())
+        resp = await plain.post("/bot/wechat", params=req.params, data=body.encode())
         assert resp.status == 400, body
     other_app = WeChatSimulator(WX_TOKEN, WX_KEY, "wx_some_other_app")  # sealed for someone else
     req = other_app.text("o_x", "帮助")

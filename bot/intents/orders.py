@@ -45,13 +45,13 @@ STATUS = {
     "rejected": "已驳回",
     "cancelled": "已取消",
 }
-UNITS = "吨|袋|件|箱|根|张|卷|桶|个|套|支|立方|方|米|包|盒|瓶|条|块|台|t|T"
-# "<product> 5吨", "<product> x5", "<product>100袋"; the number must be set off by a space or
-# an x, or carry a unit — so "螺纹钢Φ12" is a product without a quantity, not 12 of "螺纹钢Φ".
-_ITEM = re.compile(
-    rf"^(?P<name>.+?)(?:(?:\s+|\s*[x×*]\s*)(?P<qty1>\d+)\s*(?P<unit1>{UNITS})?|\s*(?P<qty2>\d+)\s*(?P<unit2>{UNITS}))$"
-)
-_SPLIT = re.compile(r"[,，;；、\n]+|\s+和\s*|\s+以及\s*")
+UNITS = tuple("吨|袋|件|箱|根|张|卷|桶|个|套|支|立方|方|米|包|盒|瓶|条|块|台|t|T".split("|"))
+_BY_LENGTH = sorted(UNITS, key=len, reverse=True)  # "立方" before "方"
+TIMES = "x×*"
+# Parts are separated by punctuation or a spaced 和/以及. The lookbehind tries a run of spaces
+# once, from its start, not from every space in it (quadratic); a newline the first branch took
+# may still start one, as before.
+_SPLIT = re.compile(r"[,，;；、\n]+|(?<![^\S\n])\s+(?:和|以及)\s*")
 _NUMBER = re.compile(r"SO\d{12}", re.I)
 PROMPT = "请发送商品和数量，例如：螺纹钢Φ12 5吨，水泥 100袋\n回复“取消”放弃下单。"
 
@@ -70,14 +70,44 @@ def parse_items(text: str) -> list[Item] | None:
         return None
     items: list[Item] = []
     for part in parts:
-        m = _ITEM.match(part)
-        if m is None:
+        item = parse_item(part)
+        if item is None or not 0 < item.qty <= MAX_QTY:
             return None
-        qty = int(m["qty1"] or m["qty2"])
-        if not 0 < qty <= MAX_QTY:
-            return None
-        items.append(Item(m["name"].strip(), qty, (m["unit1"] or m["unit2"] or None)))
+        items.append(item)
     return items
+
+
+def parse_item(part: str) -> Item | None:
+    """`<product> 5吨`, `<product> x5`, `<product>100袋` (a stripped part); None without a quantity.
+
+    The number must be set off by a space or an x, or carry a unit — so "螺纹钢Φ12" is a
+    product without a quantity, not 12 of "螺纹钢Φ". Read from the right in one pass (a regex
+    with a lazy name before `\\s+\\d+` backtracks quadratically on long runs of spaces); the
+    result is the regex's: the shortest name that leaves a valid quantity after it.
+    """
+    unit = next((u for u in _BY_LENGTH if part.endswith(u)), None)
+    body = (part[: -len(unit)] if unit else part).rstrip()
+    start = len(body)
+    while start and body[start - 1].isdecimal():
+        start -= 1
+    digits, before = body[start:], body[:start]
+    if not digits:
+        return None
+    name = before.rstrip()
+    spaced = len(name) < len(before)
+    if name and name[-1] in TIMES and name[:-1].rstrip():
+        name = name[:-1].rstrip()  # "水泥 x 5", "水泥x5"
+    elif not name:  # "15吨": the name must have a character, so it takes the first digit
+        if not unit or len(digits) < 2:
+            return None
+        name, digits = digits[0], digits[1:]
+    elif not (spaced or unit):
+        return None  # "螺纹钢Φ12" is a spec, not a quantity; "x5" has nothing before the x
+    try:
+        qty = int(digits)
+    except ValueError:  # more digits than int() reads: no sane quantity either
+        return None
+    return Item(name.strip(), qty, unit)
 
 
 # --- 下单 -------------------------------------------------------------------------------

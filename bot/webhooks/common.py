@@ -1,7 +1,10 @@
-"""What every webhook shares: the Delivery in the bot app, refusals, pushes, text limits."""
+"""What every webhook shares: the Delivery in the bot app, refusals, freshness and replay
+checks, pushes, text limits."""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
 from functools import partial
 
 from aiohttp import web
@@ -9,7 +12,11 @@ from aiohttp import web
 from bot.dedupe import Delivery, PushFn
 from bot.message import Message, Reply
 from channels.chat_push import ChatPusher, PushTarget
+from channels.errors import InvalidPayload, InvalidSignature, Replayed, StaleTimestamp
+from channels.wechat.crypto import TIMESTAMP_WINDOW_S, check_timestamp
+from core.clock import now
 from core.keys import CONFIG, HTTP, KV_STORE
+from core.kv import KV
 from core.logging import get_logger
 from core.web import error_response
 
@@ -30,14 +37,89 @@ def not_configured(channel: str) -> web.Response:
     return error_response(403, "not_configured", f"the {channel} webhook is not configured")
 
 
-def bad_signature(channel: str, exc: Exception) -> web.Response:
-    log.warning("bot_bad_signature", channel=channel, reason=str(exc))
+def plaintext_refused(channel: str) -> web.Response:
+    """Safe mode is configured: a plaintext push's signature covers token+timestamp+nonce but
+    not the body, so anyone holding one real query string could write any message."""
+    log.warning("bot_plaintext_refused", channel=channel)
+    return error_response(403, "plaintext_refused", "已配置消息加密（安全模式），不接受明文消息")
+
+
+def bad_signature(channel: str, exc: InvalidSignature) -> web.Response:
+    log.warning("bot_bad_signature", channel=channel, code=exc.code, reason=str(exc))
+    if isinstance(exc, StaleTimestamp):
+        minutes = TIMESTAMP_WINDOW_S // 60
+        return error_response(401, exc.code, f"请求的时间戳与当前时间相差超过 {minutes} 分钟（或格式不对）")
+    if isinstance(exc, Replayed):
+        return error_response(401, exc.code, "这个 timestamp 和 nonce 已被另一条消息用过")
     return error_response(401, "invalid_signature", "signature check failed")
+
+
+def check_fresh(timestamp: str) -> None:
+    """StaleTimestamp unless the callback's query `timestamp` is within 5 minutes of now."""
+    check_timestamp(timestamp, now_s=now().timestamp())
+
+
+def content_digest(content: str | bytes) -> str:
+    return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
+
+
+class NonceMemory:
+    """Each (timestamp, nonce) of a signed callback is used by one message, across instances.
+
+    Kept in the kv store (SET NX) for twice the timestamp window: a pair is accepted only while
+    its timestamp is within the window of now, so it cannot come back once forgotten.
+
+    What is remembered is the pair *and the message it carried*: the same message again under
+    the same pair is let through. That is a platform retry (WeChat and WeCom re-send a message
+    they got no answer for within 5 s, up to 3 times; whether or not the retry reuses the query,
+    it carries the same message), and refusing it would show the user "该公众号暂时无法提供服务"
+    — the delivery dedupe answers it with the first reply instead, acting once. Only another
+    message under a used pair is refused (`Replayed`): in plaintext mode the signature does not
+    cover the body, so that is a forgery on a captured query string.
+    """
+
+    PREFIX = "chat:nonce"
+
+    def __init__(self, kv: KV, window_s: int = TIMESTAMP_WINDOW_S) -> None:
+        self.kv = kv
+        self.ttl_s = 2.0 * window_s
+
+    def key(self, channel: str, timestamp: str, nonce: str) -> str:
+        pair = hashlib.sha256(f"{timestamp}\n{nonce}".encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        return f"{self.PREFIX}:{channel}:{pair}"
+
+    async def claim(self, channel: str, timestamp: str, nonce: str, content: str | bytes) -> None:
+        """Record the pair for `content` (the plaintext message); Replayed if another used it."""
+        key, digest = self.key(channel, timestamp, nonce), content_digest(content)
+        for _ in range(2):  # the second round only if the record expired between SET and GET
+            if await self.kv.set(key, digest, self.ttl_s, nx=True):
+                return
+            seen = await self.kv.get(key)
+            if seen is not None:
+                if seen.decode() == digest:
+                    return  # the same message again: a retry, for the delivery dedupe
+                raise Replayed("timestamp and nonce already used by another message")
+        raise Replayed("timestamp and nonce already used")
+
+
+async def claim_nonce(
+    request: web.Request, channel: str, timestamp: str, nonce: str, content: str | bytes
+) -> None:
+    await NonceMemory(request.config_dict[KV_STORE]).claim(channel, timestamp, nonce, content)
 
 
 def bad_payload(channel: str, exc: Exception) -> web.Response:
     log.warning("bot_bad_payload", channel=channel, reason=str(exc))
     return error_response(400, "invalid_payload", "payload cannot be read")
+
+
+def message_time(seconds: float) -> datetime:
+    """A platform's message time; InvalidPayload (400) when no datetime can hold it. The parsers
+    bound these already: this keeps an OverflowError from ever becoming a 500."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise InvalidPayload("message time out of range") from None
 
 
 def clip(text: str, limit: int = PASSIVE_TEXT_MAX_BYTES) -> str:

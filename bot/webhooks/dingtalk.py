@@ -2,25 +2,29 @@
 
 Headers `timestamp` (ms) and `sign` = base64(HMAC-SHA256(app_secret, f"{timestamp}\\n{app_secret}")),
 refused when wrong or more than 1 h off. The sign covers only the timestamp, so replays are
-caught by the msgId dedupe. The reply goes in the response body
+caught by the msgId dedupe. With `[dingtalk] robot_code` configured, a body naming another
+robot (or none) is refused (403) and does nothing. The reply goes in the response body
 (`{"msgtype": "text", "text": {"content": ...}}`, @-ing the sender in groups), or, when it
 took too long, to the message's sessionWebhook.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from bot.message import Kind, Message, Reply
-from bot.webhooks.common import bad_payload, bad_signature, delivery, not_configured, pusher_for
+from bot.webhooks.common import bad_payload, bad_signature, delivery, message_time, not_configured, pusher_for
 from channels.dingtalk.crypto import verify_robot_callback
 from channels.dingtalk.parser import DingTalkMessage, dedupe_key, parse_robot_message
 from channels.errors import InvalidPayload, InvalidSignature
 from core.clock import now
 from core.keys import CONFIG
+from core.logging import get_logger
+from core.web import error_response
+
+log = get_logger("qudao.bot.webhook")
 
 KINDS: dict[str, Kind] = {
     "text": "text",
@@ -41,7 +45,7 @@ def to_message(dt: DingTalkMessage) -> Message:
         chat_id=dt.conversation_id,
         text=dt.text,
         msg_id=dt.msg_id,
-        time=datetime.fromtimestamp(dt.create_at / 1000, UTC),
+        time=message_time(dt.create_at / 1000),
         kind=kind,
         dedupe_key=f"{dt.robot_code or ''}:{dedupe_key(dt)}",
         is_group=dt.is_group,
@@ -68,9 +72,14 @@ async def receive(request: web.Request) -> web.StreamResponse:
         return bad_signature("dingtalk", exc)
     try:
         dt = parse_robot_message(await request.read())
+        message = to_message(dt)
     except InvalidPayload as exc:
         return bad_payload("dingtalk", exc)
-    message = to_message(dt)
+    if cfg.robot_code and dt.robot_code != cfg.robot_code:
+        # The sign proves the app, not the robot: an app with several robots (or a callback
+        # meant for another one) must not act through this one.
+        log.warning("bot_robot_mismatch", channel="dingtalk", robot_code=dt.robot_code)
+        return error_response(403, "robot_mismatch", "robotCode 与配置的机器人不一致")
     reply = await delivery(request).deliver(message, pusher_for(request))
     return web.json_response(render(message, reply))
 

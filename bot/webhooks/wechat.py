@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 
 from aiohttp import web
 
 from bot.message import Kind, Message, Reply
-from bot.webhooks.common import bad_payload, bad_signature, clip, delivery, not_configured, pusher_for
+from bot.webhooks.common import (
+    bad_payload,
+    bad_signature,
+    check_fresh,
+    claim_nonce,
+    clip,
+    delivery,
+    message_time,
+    not_configured,
+    plaintext_refused,
+    pusher_for,
+)
 from channels.errors import InvalidPayload, InvalidSignature
 from channels.wechat.crypto import Decrypted, WeChatCrypto, check_signature
 from channels.wechat.parser import MAX_BODY_BYTES, WeChatMessage, dedupe_key, is_json, parse_message
@@ -50,7 +60,7 @@ def to_message(wx: WeChatMessage, channel: str = "wechat", key: str | None = Non
         chat_id=wx.from_user_name,
         text=text,
         msg_id=wx.msg_id or f"{wx.event or ''}:{wx.event_key or ''}:{wx.create_time}",
-        time=datetime.fromtimestamp(wx.create_time, UTC),
+        time=message_time(wx.create_time),
         kind=kind,
         event=wx.event,
         event_key=wx.event_key,
@@ -76,12 +86,18 @@ def crypto_of(cfg: WeChatConfig) -> WeChatCrypto | None:
 
 
 async def verify(request: web.Request) -> web.StreamResponse:
+    """The console's URL check. It is made live, so its timestamp must be fresh like any
+    callback's; its nonce is not remembered: it changes nothing, and the console may check twice."""
     cfg = request.config_dict[CONFIG].wechat
     if not cfg.token:
         return not_configured("wechat")
     q = request.query
-    if not check_signature(cfg.token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", "")):
-        return bad_signature("wechat", InvalidSignature("signature mismatch"))
+    try:
+        if not check_signature(cfg.token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", "")):
+            raise InvalidSignature("signature mismatch")
+        check_fresh(q.get("timestamp", ""))
+    except InvalidSignature as exc:
+        return bad_signature("wechat", exc)
     return web.Response(text=q.get("echostr", ""), content_type="text/plain")
 
 
@@ -91,29 +107,36 @@ async def receive(request: web.Request) -> web.StreamResponse:
         return not_configured("wechat")
     q = request.query
     timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+    safe_mode = q.get("encrypt_type", "raw").lower() == "aes"
+    if not safe_mode and cfg.encoding_aes_key:
+        return plaintext_refused("wechat")
     body = await request.read()
     inbound: Decrypted | None = None
     crypto: WeChatCrypto | None = None
     try:
-        if q.get("encrypt_type", "raw").lower() == "aes":
+        check_fresh(timestamp)
+        if safe_mode:
             crypto = crypto_of(cfg)
             if crypto is None:
                 return not_configured("wechat")
             inbound = crypto.decrypt_message(body, q.get("msg_signature", ""), timestamp, nonce)
-            wx = parse_message(inbound.text)
+            content: str | bytes = inbound.text
             fmt = inbound.fmt
         else:
             if not check_signature(cfg.token, q.get("signature", ""), timestamp, nonce):
                 raise InvalidSignature("signature mismatch")
             if len(body) > MAX_BODY_BYTES:
                 raise InvalidPayload("body too large")
-            wx = parse_message(body)
+            content = body
             fmt = "json" if is_json(body) else "xml"
+        wx = parse_message(content)
+        message = to_message(wx)
+        await claim_nonce(request, "wechat", timestamp, nonce, content)
     except InvalidSignature as exc:
         return bad_signature("wechat", exc)
     except InvalidPayload as exc:
         return bad_payload("wechat", exc)
-    reply = await delivery(request).deliver(to_message(wx), pusher_for(request))
+    reply = await delivery(request).deliver(message, pusher_for(request))
     return render(wx, reply, fmt, crypto, inbound)
 
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.webhooks.common import bad_payload, bad_signature, clip, delivery, not_configured, pusher_for
+from bot.webhooks.common import (
+    bad_payload,
+    bad_signature,
+    check_fresh,
+    claim_nonce,
+    clip,
+    delivery,
+    not_configured,
+    pusher_for,
+)
 from bot.webhooks.wechat import to_message
 from channels.errors import InvalidPayload, InvalidSignature
 from channels.wechat.replies import SUCCESS, text_reply
@@ -30,11 +39,13 @@ def crypto_of(cfg: WeComConfig) -> WeComCrypto | None:
 
 
 async def verify(request: web.Request) -> web.StreamResponse:
+    """The URL check: fresh timestamp like any callback, nonce not remembered (see wechat.verify)."""
     crypto = crypto_of(request.config_dict[CONFIG].wecom)
     if crypto is None:
         return not_configured("wecom")
     q = request.query
     try:
+        check_fresh(q.get("timestamp", ""))
         text = crypto.verify_url(
             q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""), q.get("echostr", "")
         )
@@ -50,17 +61,19 @@ async def receive(request: web.Request) -> web.StreamResponse:
     if crypto is None:
         return not_configured("wecom")
     q = request.query
+    timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
     body = await request.read()
     try:
-        inbound = crypto.decrypt_message(
-            body, q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", "")
-        )
+        check_fresh(timestamp)
+        inbound = crypto.decrypt_message(body, q.get("msg_signature", ""), timestamp, nonce)
         msg = parse_message(inbound.text)
+        message = to_message(msg, "wecom", dedupe_key(msg))
+        await claim_nonce(request, "wecom", timestamp, nonce, inbound.text)
     except InvalidSignature as exc:
         return bad_signature("wecom", exc)
     except InvalidPayload as exc:
         return bad_payload("wecom", exc)
-    reply = await delivery(request).deliver(to_message(msg, "wecom", dedupe_key(msg)), pusher_for(request))
+    reply = await delivery(request).deliver(message, pusher_for(request))
     if not reply.text:
         return web.Response(text=SUCCESS, content_type="text/plain")
     plain = text_reply(msg.from_user_name, msg.to_user_name, clip(reply.text))

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.errors import InvalidPayload
-from channels.wechat.parser import parse_json
+from channels.wechat.parser import MAX_EPOCH_S, parse_json
+
+MAX_EPOCH_MS = MAX_EPOCH_S * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +53,10 @@ def _required_text(raw: Mapping[str, Any], name: str) -> str:
 
 def _optional_millis(raw: Mapping[str, Any], name: str) -> int | None:
     value = raw.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise InvalidPayload(f"field {name} must be a timestamp in milliseconds")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_EPOCH_MS
+    ):
+        raise InvalidPayload(f"field {name} must be a timestamp in milliseconds (before 2100)")
     return value
 
 

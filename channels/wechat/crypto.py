@@ -29,10 +29,11 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from channels.errors import InvalidPayload, InvalidSignature, ReceiveIdMismatch
+from channels.errors import InvalidPayload, InvalidSignature, ReceiveIdMismatch, StaleTimestamp
 from channels.wechat.parser import is_json, parse_json, parse_xml
 
 BLOCK = 32  # the PKCS#7 block of this scheme: 32, not AES's 16
+TIMESTAMP_WINDOW_S = 300  # a callback's timestamp must be this close to now (DESIGN §5)
 _ALNUM = string.ascii_letters + string.digits
 
 Format = Literal["xml", "json"]
@@ -51,6 +52,20 @@ def signatures_equal(expected: str, given: str) -> bool:
 def check_signature(token: str, signature: str, timestamp: str, nonce: str) -> bool:
     """The plain `signature` of URL checks and plaintext pushes: sha1(sorted(token, ts, nonce))."""
     return signatures_equal(sha1_signature(token, timestamp, nonce), signature)
+
+
+def check_timestamp(timestamp: str, *, now_s: float, window_s: int = TIMESTAMP_WINDOW_S) -> int:
+    """The query `timestamp` (unix seconds) of a callback, if within `window_s` of now.
+
+    The signatures cover the timestamp but nothing says when they were made: this bounds how
+    long a captured request stays usable (the webhooks remember its nonce that long).
+    """
+    ts = timestamp.strip()
+    if not (ts.isascii() and ts.isdigit()) or len(ts) > 12:
+        raise StaleTimestamp("timestamp must be unix seconds")
+    if abs(now_s - int(ts)) > window_s:
+        raise StaleTimestamp(f"timestamp more than {window_s} s from now")
+    return int(ts)
 
 
 def aes_key(encoding_aes_key: str) -> bytes:

@@ -19,6 +19,8 @@ from channels.errors import InvalidPayload
 # Platform pushes are a few KiB; anything this large is not from WeChat.
 MAX_BODY_BYTES = 256 * 1024
 MAX_DEPTH = 16
+# Message times (unix seconds) past this are garbage, whatever a datetime could still hold.
+MAX_EPOCH_S = 4_102_444_800  # 2100-01-01
 
 XmlValue = str | dict[str, Any] | list[Any]
 
@@ -125,19 +127,23 @@ def text_field(raw: Mapping[str, Any], name: str, *, required: bool = False) -> 
     return str(value)
 
 
-def int_field(raw: Mapping[str, Any], name: str, *, required: bool = False) -> int | None:
+def int_field(
+    raw: Mapping[str, Any], name: str, *, required: bool = False, maximum: int = 10**20 - 1
+) -> int | None:
     value = text_field(raw, name, required=required)
     if value is None:
         return None
     value = value.strip()
     if not (value.isascii() and value.isdigit()) or len(value) > 20:
         raise InvalidPayload(f"field {name} must be a non-negative integer")
+    if int(value) > maximum:
+        raise InvalidPayload(f"field {name} must be at most {maximum}")
     return int(value)
 
 
 def message_kwargs(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The WeChatMessage fields of a parsed body; shared with WeCom, whose body is a superset."""
-    create_time = int_field(raw, "CreateTime", required=True)
+    create_time = int_field(raw, "CreateTime", required=True, maximum=MAX_EPOCH_S)
     return {
         "to_user_name": text_field(raw, "ToUserName", required=True),
         "from_user_name": text_field(raw, "FromUserName", required=True),
