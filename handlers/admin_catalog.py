@@ -24,6 +24,7 @@ from handlers.admin_common import (
     Region,
     duplicate,
     get_or_404,
+    invalid,
     manager_regions,
     page_of,
     require_admin,
@@ -186,10 +187,10 @@ class PriceListIn(In):
     @model_validator(mode="after")
     def _dates_and_skus(self) -> PriceListIn:
         if self.valid_to is not None and self.valid_to < self.valid_from:
-            raise ValueError("失效日期（valid_to）早于生效日期（valid_from）")
+            raise invalid("失效日期（valid_to）早于生效日期（valid_from）")
         skus = [i.sku for i in self.items]
         if len(set(skus)) != len(skus):
-            raise ValueError("items: 同一商品编码出现了两次")
+            raise invalid("items: 同一商品编码出现了两次")
         return self
 
 
@@ -372,17 +373,17 @@ class PromotionIn(In):
     def _kind_fields(self) -> PromotionIn:
         _check_promotion(self.kind, self.discount_rate, self.buy_n, self.get_m)
         if self.valid_to is not None and self.valid_to < self.valid_from:
-            raise ValueError("失效日期（valid_to）早于生效日期（valid_from）")
+            raise invalid("失效日期（valid_to）早于生效日期（valid_from）")
         if self.sku and self.category:
-            raise ValueError("商品编码和类别只能填一个")
+            raise invalid("商品编码和类别只能填一个")
         return self
 
 
 def _check_promotion(kind: str, rate: Decimal | None, buy_n: int | None, get_m: int | None) -> None:
     if kind == "discount" and (rate is None or buy_n is not None or get_m is not None):
-        raise ValueError("折扣促销须填写折扣率（discount_rate），不填买赠数量（buy_n/get_m）")
+        raise invalid("折扣促销须填写折扣率（discount_rate），不填买赠数量（buy_n/get_m）")
     if kind == "buy_n_get_m" and (buy_n is None or get_m is None or rate is not None):
-        raise ValueError("买赠促销须填写买几（buy_n）和赠几（get_m），不填折扣率（discount_rate）")
+        raise invalid("买赠促销须填写买几（buy_n）和赠几（get_m），不填折扣率（discount_rate）")
 
 
 class PromotionPatch(In):

@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -28,23 +29,29 @@ MONEY_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 MONEY_MAX = Decimal("999999999999.99")
 
 
+def invalid(message: str) -> PydanticCustomError:
+    """For validators: a value_error whose message users read as is (a plain ValueError's
+    reaches them prefixed with pydantic's English "Value error, "). No braces in `message`."""
+    return PydanticCustomError("value_error", message)
+
+
 def _money_in(value: Any) -> Decimal:
     """Money in: a string like "100000.00" or an integer; never a float (cents already lost),
     never negative, at most two decimals."""
     if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError('金额请用字符串（如 "1234.50"）或整数，不能用小数类型')
+        raise invalid('金额请用字符串（如 "1234.50"）或整数，不能用小数类型')
     if isinstance(value, int):
         if not 0 <= value <= int(MONEY_MAX):
-            raise ValueError("金额超出范围")
+            raise invalid("金额超出范围")
         return money(value)
     if isinstance(value, Decimal):
         value = str(value)
     if not isinstance(value, str) or not MONEY_RE.match(value.strip()):
-        raise ValueError('金额格式应如 "1234.50"：不能为负数，最多两位小数')
+        raise invalid('金额格式应如 "1234.50"：不能为负数，最多两位小数')
     try:
         return money(value.strip())
     except (ValueError, InvalidOperation):
-        raise ValueError("不是有效的金额") from None
+        raise invalid("不是有效的金额") from None
 
 
 MoneyIn = Annotated[

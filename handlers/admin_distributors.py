@@ -22,6 +22,7 @@ from handlers.admin_common import (
     Region,
     duplicate,
     get_or_404,
+    invalid,
     page_of,
     require_region,
     staff_distributors,
@@ -53,7 +54,7 @@ FIELDS = [
 def _uscc(value: str) -> str:
     code = normalize_uscc(value)
     if not is_valid_uscc(code):
-        raise ValueError("不是有效的统一社会信用代码（应为 18 位，且校验位正确）")
+        raise invalid("不是有效的统一社会信用代码（应为 18 位，且校验位正确）")
     return code
 
 

@@ -21,7 +21,7 @@ from core.errors import ValidationError
 from core.runtime import runtime
 from core.schema import Id, In, Out, Page, PageQuery
 from handlers.actor import Actor
-from handlers.admin_common import get_or_404, manager_regions, not_found, require_region
+from handlers.admin_common import get_or_404, invalid, manager_regions, not_found, require_region
 from handlers.audit import record, snapshot
 from models.base import NotificationChannel
 from models.notification import AlertRule
@@ -59,7 +59,7 @@ class AlertRulePatch(In):
     @model_validator(mode="after")
     def _something(self) -> AlertRulePatch:
         if not self.model_fields_set:
-            raise ValueError("没有要修改的内容")
+            raise invalid("没有要修改的内容")
         return self
 
 

@@ -46,6 +46,7 @@ from core.errors import Forbidden, NotFound, ValidationError
 from core.money import money
 from core.schema import MAX_ID, In, Out, Page, PageQuery
 from handlers.actor import Actor, Role
+from handlers.admin_common import invalid
 from handlers.audit import record, snapshot
 from models.base import Beneficiary, CommissionMode, CommissionPeriod
 from models.commission import CommissionRule
@@ -58,20 +59,20 @@ MAX_VOLUME = Decimal("1000000000000")
 def _decimal_in(value: Any) -> Decimal:
     """Decimals arrive as strings ("0.02") or exact integers; floats have already lost digits."""
     if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError('小数请用字符串发送，如 "0.02"')
+        raise invalid('小数请用字符串发送，如 "0.02"')
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, str):
         try:
             d = Decimal(value.strip())
         except InvalidOperation:
-            raise ValueError("不是有效的数字") from None
+            raise invalid("不是有效的数字") from None
         if not d.is_finite():
-            raise ValueError("不是有限的数字")
+            raise invalid("不是有限的数字")
         return d
     if isinstance(value, Decimal) and value.is_finite():
         return value
-    raise ValueError("请用字符串发送数字")
+    raise invalid("请用字符串发送数字")
 
 
 DecimalIn = Annotated[Decimal, BeforeValidator(_decimal_in)]
@@ -86,9 +87,9 @@ Rate = Annotated[Decimal, PlainSerializer(rate_str, return_type=str, when_used="
 
 def _check_rate(value: Decimal, where: str) -> Decimal:
     if value < 0 or value > 1:
-        raise ValueError(f"{where}须在 0 到 1 之间")
+        raise invalid(f"{where}须在 0 到 1 之间")
     if value != value.quantize(RATE_PLACES):
-        raise ValueError(f"{where}最多四位小数")
+        raise invalid(f"{where}最多四位小数")
     return value.quantize(RATE_PLACES)
 
 
@@ -126,32 +127,32 @@ class RuleIn(In):
     def _consistent(self) -> RuleIn:
         if self.mode == CommissionMode.FLAT:
             if self.rate is None:
-                raise ValueError("固定比例规则须填写佣金比例")
+                raise invalid("固定比例规则须填写佣金比例")
             if self.tiers is not None:
-                raise ValueError("固定比例规则只填佣金比例，不填阶梯")
+                raise invalid("固定比例规则只填佣金比例，不填阶梯")
             self.rate = _check_rate(self.rate, "佣金比例")
         else:
             if not self.tiers:
-                raise ValueError("阶梯规则须填写阶梯")
+                raise invalid("阶梯规则须填写阶梯")
             if self.rate is not None:
-                raise ValueError("阶梯规则只填阶梯，不填统一比例")
+                raise invalid("阶梯规则只填阶梯，不填统一比例")
             previous: TierIn | None = None
             for i, tier in enumerate(self.tiers):
                 tier.rate = _check_rate(tier.rate, f"第 {i + 1} 档比例")
                 if tier.from_ < 0 or tier.from_ >= MAX_VOLUME or tier.from_ != money(tier.from_):
-                    raise ValueError(f"第 {i + 1} 档起点须为不小于 0 的金额，最多两位小数")
+                    raise invalid(f"第 {i + 1} 档起点须为不小于 0 的金额，最多两位小数")
                 if i == 0 and tier.from_ != 0:
-                    raise ValueError("第 1 档须从 0 开始")
+                    raise invalid("第 1 档须从 0 开始")
                 if previous is not None:
                     if tier.from_ <= previous.from_:
-                        raise ValueError(f"第 {i + 1} 档起点须高于上一档")
+                        raise invalid(f"第 {i + 1} 档起点须高于上一档")
                     if self.mode == CommissionMode.TIERED_WHOLE and tier.rate < previous.rate:
-                        raise ValueError(
+                        raise invalid(
                             f"第 {i + 1} 档比例低于上一档：全额累进的比例不能降低（否则销量越高佣金反而越少）"
                         )
                 previous = tier
         if self.valid_to is not None and self.valid_to < self.valid_from:
-            raise ValueError("失效日期（valid_to）早于生效日期（valid_from）")
+            raise invalid("失效日期（valid_to）早于生效日期（valid_from）")
         return self
 
 
