@@ -24,6 +24,7 @@ from handlers.admin_common import (
     Region,
     duplicate,
     get_or_404,
+    invalid,
     manager_regions,
     page_of,
     require_admin,
@@ -149,7 +150,7 @@ async def update_product(actor: Actor, product_id: int, data: ProductPatch) -> A
     require_admin(actor)
     changes = data.model_dump(exclude_unset=True)
     if any(changes.get(k, "") is None for k in ("name", "category", "unit", "status")):
-        raise ValidationError("name, category, unit and status cannot be null")
+        raise ValidationError("名称、类别、单位和状态不能为空")
     async with in_transaction():
         p = await get_or_404(Product.select_for_update(), product_id, "product")
         before = snapshot(p, PRODUCT_FIELDS)
@@ -186,10 +187,10 @@ class PriceListIn(In):
     @model_validator(mode="after")
     def _dates_and_skus(self) -> PriceListIn:
         if self.valid_to is not None and self.valid_to < self.valid_from:
-            raise ValueError("valid_to is before valid_from")
+            raise invalid("失效日期（valid_to）早于生效日期（valid_from）")
         skus = [i.sku for i in self.items]
         if len(set(skus)) != len(skus):
-            raise ValueError("items: a SKU appears twice")
+            raise invalid("items: 同一商品编码出现了两次")
         return self
 
 
@@ -243,7 +244,9 @@ async def _products_by_sku(skus: list[str]) -> dict[str, int]:
     found = dict(await Product.filter(sku__in=skus).values_list("sku", "id"))
     missing = [s for s in skus if s not in found]
     if missing:
-        raise ValidationError("unknown SKU(s)", {"field": "items", "skus": missing[:50]})
+        more = "等" if len(missing) > 5 else ""
+        message = f"商品编码不存在：{'、'.join(missing[:5])}{more}"
+        raise ValidationError(message, {"field": "items", "skus": missing[:50]})
     return found  # type: ignore[return-value]
 
 
@@ -322,13 +325,13 @@ async def list_price_lists(
 async def update_price_list(actor: Actor, price_list_id: int, data: PriceListPatch) -> PriceListOut:
     changes = data.model_dump(exclude_unset=True, exclude={"items"})
     if changes.get("name", "") is None or changes.get("priority", 0) is None:
-        raise ValidationError("name and priority cannot be null")
+        raise ValidationError("名称和优先级不能为空")
     async with in_transaction():
         pl = await get_or_404(_writable_lists(actor).select_for_update(), price_list_id, "price list")
         before = snapshot(pl, PL_FIELDS)
         after: dict[str, Any] = {}
         if "valid_to" in changes and changes["valid_to"] is not None and changes["valid_to"] < pl.valid_from:
-            raise ValidationError("valid_to is before valid_from", {"field": "valid_to"})
+            raise ValidationError("失效日期（valid_to）早于生效日期（valid_from）", {"field": "valid_to"})
         pl.update_from_dict(changes)
         await pl.save()
         if data.items is not None:
@@ -370,17 +373,17 @@ class PromotionIn(In):
     def _kind_fields(self) -> PromotionIn:
         _check_promotion(self.kind, self.discount_rate, self.buy_n, self.get_m)
         if self.valid_to is not None and self.valid_to < self.valid_from:
-            raise ValueError("valid_to is before valid_from")
+            raise invalid("失效日期（valid_to）早于生效日期（valid_from）")
         if self.sku and self.category:
-            raise ValueError("give a sku or a category, not both")
+            raise invalid("商品编码和类别只能填一个")
         return self
 
 
 def _check_promotion(kind: str, rate: Decimal | None, buy_n: int | None, get_m: int | None) -> None:
     if kind == "discount" and (rate is None or buy_n is not None or get_m is not None):
-        raise ValueError("a discount needs discount_rate (and no buy_n/get_m)")
+        raise invalid("折扣促销须填写折扣率（discount_rate），不填买赠数量（buy_n/get_m）")
     if kind == "buy_n_get_m" and (buy_n is None or get_m is None or rate is not None):
-        raise ValueError("buy_n_get_m needs buy_n and get_m (and no discount_rate)")
+        raise invalid("买赠促销须填写买几（buy_n）和赠几（get_m），不填折扣率（discount_rate）")
 
 
 class PromotionPatch(In):
@@ -500,7 +503,7 @@ async def list_promotions(actor: Actor, query: PromotionQuery, *, export: bool =
 async def update_promotion(actor: Actor, promotion_id: int, data: PromotionPatch) -> PromotionOut:
     changes = data.model_dump(exclude_unset=True)
     if changes.get("name", "") is None or changes.get("active", False) is None:
-        raise ValidationError("name and active cannot be null")
+        raise ValidationError("名称和启用状态不能为空")
     async with in_transaction():
         promo = await get_or_404(_writable_promotions(actor).select_for_update(), promotion_id, "promotion")
         before = snapshot(promo, PROMO_FIELDS)
@@ -510,7 +513,7 @@ async def update_promotion(actor: Actor, promotion_id: int, data: PromotionPatch
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         if promo.valid_to is not None and promo.valid_to < promo.valid_from:
-            raise ValidationError("valid_to is before valid_from", {"field": "valid_to"})
+            raise ValidationError("失效日期（valid_to）早于生效日期（valid_from）", {"field": "valid_to"})
         await promo.save()
         await record(
             actor,

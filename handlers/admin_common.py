@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -28,23 +29,29 @@ MONEY_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 MONEY_MAX = Decimal("999999999999.99")
 
 
+def invalid(message: str) -> PydanticCustomError:
+    """For validators: a value_error whose message users read as is (a plain ValueError's
+    reaches them prefixed with pydantic's English "Value error, "). No braces in `message`."""
+    return PydanticCustomError("value_error", message)
+
+
 def _money_in(value: Any) -> Decimal:
     """Money in: a string like "100000.00" or an integer; never a float (cents already lost),
     never negative, at most two decimals."""
     if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError('money must be a string like "1234.50" (or an integer), not a float')
+        raise invalid('金额请用字符串（如 "1234.50"）或整数，不能用小数类型')
     if isinstance(value, int):
         if not 0 <= value <= int(MONEY_MAX):
-            raise ValueError("money out of range")
+            raise invalid("金额超出范围")
         return money(value)
     if isinstance(value, Decimal):
         value = str(value)
     if not isinstance(value, str) or not MONEY_RE.match(value.strip()):
-        raise ValueError('money must look like "1234.50": digits, at most two decimals, not negative')
+        raise invalid('金额格式应如 "1234.50"：不能为负数，最多两位小数')
     try:
         return money(value.strip())
     except (ValueError, InvalidOperation):
-        raise ValueError("not a money amount") from None
+        raise invalid("不是有效的金额") from None
 
 
 MoneyIn = Annotated[
@@ -74,12 +81,12 @@ class ListQuery(PageQuery):
 
 def require_staff(actor: Actor) -> None:
     if actor.role not in (Role.admin, Role.manager):
-        raise Forbidden("admin or manager only")
+        raise Forbidden("只有管理员和区域经理可以操作")
 
 
 def require_admin(actor: Actor) -> None:
     if actor.role != Role.admin:
-        raise Forbidden("admin only")
+        raise Forbidden("只有管理员可以操作")
 
 
 def manager_regions(actor: Actor) -> list[str] | None:
@@ -96,7 +103,7 @@ def in_regions(actor: Actor, region: str | None) -> bool:
 def require_region(actor: Actor, region: str | None) -> None:
     """A manager may only write inside its regions (out of them: 404, like any unseen object)."""
     if not in_regions(actor, region):
-        raise NotFound("region not in your scope", {"field": "region"})
+        raise NotFound("该区域不在您的管辖范围内", {"field": "region"})
 
 
 def staff_distributors(actor: Actor) -> QuerySet[Distributor]:
@@ -110,10 +117,10 @@ async def staff_distributor(
 ) -> Distributor:
     """A distributor the admin/manager may manage, else NotFound."""
     if distributor_id is None:
-        raise ValidationError(f"{field}: required", {"field": field})
+        raise ValidationError(f"{field}: 必填", {"field": field})
     dist = await staff_distributors(actor).get_or_none(id=distributor_id)
     if dist is None:
-        raise NotFound("distributor not found", {"field": field})
+        raise NotFound("未找到该经销商", {"field": field})
     return dist
 
 
@@ -123,16 +130,35 @@ async def staff_distributor_ids(actor: Actor) -> list[int] | None:
     return list(await staff_distributors(actor).values_list("id", flat=True))
 
 
+# What get_or_404 callers name the object (code words) -> the word users read.
+_WHAT = {
+    "object": "记录",
+    "product": "商品",
+    "price list": "价格表",
+    "promotion": "促销活动",
+    "distributor": "经销商",
+    "warehouse": "仓库",
+    "alert rule": "预警规则",
+    "user": "用户",
+    "contract": "合同",
+}
+
+
+def not_found(what: str) -> NotFound:
+    """ "未找到该商品" for `what` = "product" (or a Chinese noun as is)."""
+    return NotFound(f"未找到该{_WHAT.get(what, what)}")
+
+
 async def get_or_404(qs: QuerySet[M], obj_id: int | str, what: str = "object") -> M:
     try:
         pk = int(obj_id)
     except (TypeError, ValueError):
-        raise NotFound(f"{what} not found") from None
+        raise not_found(what) from None
     if not 1 <= pk <= MAX_ID:  # a 40-digit id is simply not there (and would overflow the driver)
-        raise NotFound(f"{what} not found")
+        raise not_found(what)
     obj = await qs.get_or_none(id=pk)
     if obj is None:
-        raise NotFound(f"{what} not found")
+        raise not_found(what)
     return obj
 
 
@@ -158,7 +184,7 @@ async def page_of(
 
 
 def duplicate(field: str, value: Any) -> ValidationError:
-    return ValidationError(f"{field}: {value!r} already exists", {"field": field})
+    return ValidationError(f"{field}: “{value}”已存在", {"field": field})
 
 
 def changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

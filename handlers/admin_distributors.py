@@ -22,6 +22,7 @@ from handlers.admin_common import (
     Region,
     duplicate,
     get_or_404,
+    invalid,
     page_of,
     require_region,
     staff_distributors,
@@ -53,7 +54,7 @@ FIELDS = [
 def _uscc(value: str) -> str:
     code = normalize_uscc(value)
     if not is_valid_uscc(code):
-        raise ValueError("not a valid 统一社会信用代码 (18 characters, check digit)")
+        raise invalid("不是有效的统一社会信用代码（应为 18 位，且校验位正确）")
     return code
 
 
@@ -152,19 +153,19 @@ async def _check_links(
     """A 二级 needs a 一级 parent in the same region that the caller may manage; a 一级 has
     no parent. The rep must be a sales user."""
     if level == 1 and parent_id is not None:
-        raise ValidationError("parent_id: a 一级 distributor has no parent", {"field": "parent_id"})
+        raise ValidationError("parent_id: 一级经销商没有上级", {"field": "parent_id"})
     if level == 2:
         if parent_id is None:
-            raise ValidationError("parent_id: a 二级 distributor needs a 一级 parent", {"field": "parent_id"})
+            raise ValidationError("parent_id: 二级经销商须指定一级经销商作为上级", {"field": "parent_id"})
         parent = await staff_distributors(actor).get_or_none(id=parent_id)
         if parent is None:
-            raise NotFound("parent distributor not found", {"field": "parent_id"})
+            raise NotFound("未找到该上级经销商", {"field": "parent_id"})
         if parent.level != 1:
-            raise ValidationError("parent_id: the parent must be a 一级 distributor", {"field": "parent_id"})
+            raise ValidationError("parent_id: 上级必须是一级经销商", {"field": "parent_id"})
         if parent.region != region:
-            raise ValidationError("parent_id: the parent must be in the same region", {"field": "parent_id"})
+            raise ValidationError("parent_id: 上级必须在同一区域", {"field": "parent_id"})
     if rep_id is not None and not await User.filter(id=rep_id, role=UserRole.SALES).exists():
-        raise ValidationError("sales_rep_id: no such sales user", {"field": "sales_rep_id"})
+        raise ValidationError("sales_rep_id: 没有这个业务员", {"field": "sales_rep_id"})
 
 
 async def _affected_users(d: Distributor, extra_reps: list[int | None] = ()) -> list[int]:  # type: ignore[assignment]
@@ -212,7 +213,7 @@ async def list_distributors(
 async def update_distributor(actor: Actor, distributor_id: int, data: DistributorPatch) -> DistributorOut:
     changes = data.model_dump(exclude_unset=True)
     if any(changes.get(k, 0) is None for k in ("name", "uscc", "region", "credit_limit", "payment_terms")):
-        raise ValidationError("name, uscc, region, credit_limit and payment_terms cannot be null")
+        raise ValidationError("名称、统一社会信用代码、区域、信用额度和结算方式不能为空")
     try:
         async with in_transaction():
             d = await get_or_404(staff_distributors(actor).select_for_update(), distributor_id, "distributor")
@@ -225,7 +226,7 @@ async def update_distributor(actor: Actor, distributor_id: int, data: Distributo
                 await _check_links(actor, d.level, region, parent_id, rep_id)
             if "region" in changes and d.level == 1 and region != d.region:
                 if await Distributor.filter(parent_id=d.id).exclude(region=region).exists():
-                    raise ValidationError("region: move the 二级 distributors first", {"field": "region"})
+                    raise ValidationError("region: 请先把下属二级经销商调到新区域", {"field": "region"})
             old_affected = await _affected_users(d)
             d.update_from_dict(changes)
             await d.save()
@@ -238,6 +239,10 @@ async def update_distributor(actor: Actor, distributor_id: int, data: Distributo
     return distributor_out(d)
 
 
+_STATUS_WORDS = {"applying": "正在申请中", "active": "已启用", "suspended": "已停用"}
+_TARGET_WORDS = {DistributorStatus.ACTIVE: "启用", DistributorStatus.SUSPENDED: "停用"}
+
+
 async def _set_status(
     actor: Actor, distributor_id: int, target: DistributorStatus, allowed: set[str]
 ) -> Distributor:
@@ -246,7 +251,8 @@ async def _set_status(
         if str(d.status) == target:
             return d  # idempotent
         if str(d.status) not in allowed:
-            raise InvalidState(f"cannot {target.value} a distributor that is {d.status}")
+            now = _STATUS_WORDS.get(str(d.status), str(d.status))
+            raise InvalidState(f"经销商{now}，不能{_TARGET_WORDS[target]}")
         before = snapshot(d, FIELDS)
         d.status = target
         await d.save(update_fields=["status", "updated_at"])

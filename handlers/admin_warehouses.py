@@ -115,7 +115,7 @@ async def list_warehouses(actor: Actor, query: WarehouseQuery, *, export: bool =
 async def update_warehouse(actor: Actor, warehouse_id: int, data: WarehousePatch) -> WarehouseOut:
     changes = data.model_dump(exclude_unset=True)
     if any(v is None for v in changes.values()):
-        raise ValidationError("name and active cannot be null")
+        raise ValidationError("名称和启用状态不能为空")
     async with in_transaction():
         w = await get_or_404((await staff_warehouses(actor)).select_for_update(), warehouse_id, "warehouse")
         before = snapshot(w, FIELDS)

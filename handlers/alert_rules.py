@@ -17,11 +17,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 from tortoise.transactions import in_transaction
 
-from core.errors import NotFound, ValidationError
+from core.errors import ValidationError
 from core.runtime import runtime
 from core.schema import Id, In, Out, Page, PageQuery
 from handlers.actor import Actor
-from handlers.admin_common import get_or_404, manager_regions, require_region
+from handlers.admin_common import get_or_404, invalid, manager_regions, not_found, require_region
 from handlers.audit import record, snapshot
 from models.base import NotificationChannel
 from models.notification import AlertRule
@@ -59,7 +59,7 @@ class AlertRulePatch(In):
     @model_validator(mode="after")
     def _something(self) -> AlertRulePatch:
         if not self.model_fields_set:
-            raise ValueError("nothing to change")
+            raise invalid("没有要修改的内容")
         return self
 
 
@@ -102,28 +102,29 @@ def _visible(actor: Actor, rule: AlertRule) -> bool:
 
 async def _check(actor: Actor, channel: str, recipients: list[Any], params: AlertParams) -> None:
     if manager_regions(actor) is not None and params.region is None:
-        raise ValidationError("params.region: required for a manager's rule", {"field": "params.region"})
+        raise ValidationError("params.region: 区域经理的预警规则须指定区域", {"field": "params.region"})
     if params.region is not None:
         require_region(actor, params.region)
     if channel == NotificationChannel.DINGTALK_ROBOT:
         names = {r.name for r in runtime().config.dingtalk.robots}
         bad = [r for r in recipients if not isinstance(r, str) or r not in names]
         if bad:
-            raise ValidationError(f"recipients: unknown robot(s) {bad}", {"field": "recipients"})
+            names_text = "、".join(map(str, bad))
+            raise ValidationError(f"recipients: 未配置的机器人：{names_text}", {"field": "recipients"})
         return
     if any(not isinstance(r, int) for r in recipients):
         raise ValidationError(
-            "recipients: user ids (robot names only with dingtalk_robot)", {"field": "recipients"}
+            "recipients: 请填写用户 id（只有钉钉机器人渠道填写机器人名称）", {"field": "recipients"}
         )
     ids = set(recipients)
     if ids and await User.filter(id__in=list(ids)).count() != len(ids):
-        raise ValidationError("recipients: unknown user id", {"field": "recipients"})
+        raise ValidationError("recipients: 有用户 id 不存在", {"field": "recipients"})
 
 
 async def _get(actor: Actor, rule_id: int) -> AlertRule:
     rule = await get_or_404(AlertRule.all(), rule_id, "alert rule")
     if not _visible(actor, rule):
-        raise NotFound("alert rule not found")  # like any object outside the caller's scope
+        raise not_found("alert rule")  # like any object outside the caller's scope
     return rule
 
 

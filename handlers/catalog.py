@@ -111,7 +111,7 @@ async def get_product(actor: Actor, product_id: int, *, distributor_id: int | No
         qs = qs.filter(status=ProductStatus.ACTIVE)
     product = await qs.first()
     if product is None:
-        raise NotFound("product not found")
+        raise NotFound("未找到该商品")
     return (await _rows([product], ctx))[0]
 
 

@@ -95,7 +95,7 @@ async def get_order_distributor(actor: Actor, distributor_id: int) -> Distributo
     require_distributor_in_scope(actor, distributor_id)
     dist = await Distributor.get_or_none(id=distributor_id, status=DistributorStatus.ACTIVE)
     if dist is None:
-        raise NotFound("distributor not found")
+        raise NotFound("未找到该经销商")
     return _brief(dist)
 
 
@@ -105,7 +105,7 @@ async def preview_order(actor: Actor, distributor_id: int, items: list[tuple[int
     require_distributor_in_scope(actor, distributor_id)
     dist = await Distributor.get_or_none(id=distributor_id)
     if dist is None:
-        raise NotFound("distributor not found")
+        raise NotFound("未找到该经销商")
     ids = [pid for pid, _ in items]
     products = {p.id: p for p in await Product.filter(id__in=ids, status=ProductStatus.ACTIVE)}
     quotes = await pricing.quotes(list(products.values()), pricing.context_of(dist))
@@ -115,7 +115,7 @@ async def preview_order(actor: Actor, distributor_id: int, items: list[tuple[int
     for pid, qty in items:
         p = products.get(pid)
         if p is None:
-            raise NotFound("product not found")
+            raise NotFound("未找到该商品")
         quote = quotes.get(pid)
         terms = pricing.line_terms(quote, qty) if quote else None
         if terms is not None:
@@ -141,7 +141,7 @@ async def get_order_by_number(actor: Actor, number: str) -> ordering.OrderOut:
     number = number.strip().upper()
     ids = await scoped(Order.filter(number=number), actor).limit(1).values_list("id", flat=True)
     if not ids:
-        raise NotFound("order not found")
+        raise NotFound("未找到该订单")
     return await ordering.get_order(actor, int(ids[0]))  # type: ignore[arg-type]
 
 
@@ -149,7 +149,7 @@ async def product_stock(actor: Actor, product_id: int) -> ProductStock:
     """Available units of one product in the warehouses the actor may see, by warehouse."""
     product = await Product.get_or_none(id=product_id)
     if product is None:
-        raise NotFound("product not found")
+        raise NotFound("未找到该商品")
     visible = Subquery(Warehouse.filter(visible_warehouses(actor)).values("id"))
     rows = (
         await Stock.filter(product_id=product_id, warehouse_id__in=visible)

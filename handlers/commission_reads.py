@@ -68,20 +68,20 @@ async def subject_for(actor: Actor, beneficiary_id: int | None = None) -> tuple[
             return f"distributor:{dist.id}", BeneficiaryOut(type="distributor", id=dist.id, name=dist.name)
         return f"user:{actor.user_id}", BeneficiaryOut(type="user", id=actor.user_id, name=actor.display_name)
     if not actor.is_staff:
-        raise NotFound("beneficiary not found")
+        raise NotFound("未找到该佣金对象")
     user = await User.get_or_none(id=beneficiary_id)
     if user is None:
-        raise NotFound("beneficiary not found")
+        raise NotFound("未找到该佣金对象")
     if user.role == UserRole.SALES:
         reps = await reps_in_scope(actor)
         if reps is not None and user.id not in reps:
-            raise NotFound("beneficiary not found")
+            raise NotFound("未找到该佣金对象")
         return f"user:{user.id}", BeneficiaryOut(type="user", id=user.id, name=user.display_name)
     dist_id = user.distributor_id  # type: ignore[attr-defined]
     if user.role == UserRole.DISTRIBUTOR and dist_id is not None and actor.may_see_distributor(dist_id):
         dist = await Distributor.get(id=dist_id)
         return f"distributor:{dist.id}", BeneficiaryOut(type="distributor", id=dist.id, name=dist.name)
-    raise NotFound("beneficiary not found")
+    raise NotFound("未找到该佣金对象")
 
 
 def item_of(e: CommissionEntry, rule_names: dict[int, str]) -> CommissionItem:

@@ -46,6 +46,7 @@ from core.errors import Forbidden, NotFound, ValidationError
 from core.money import money
 from core.schema import MAX_ID, In, Out, Page, PageQuery
 from handlers.actor import Actor, Role
+from handlers.admin_common import invalid
 from handlers.audit import record, snapshot
 from models.base import Beneficiary, CommissionMode, CommissionPeriod
 from models.commission import CommissionRule
@@ -58,20 +59,20 @@ MAX_VOLUME = Decimal("1000000000000")
 def _decimal_in(value: Any) -> Decimal:
     """Decimals arrive as strings ("0.02") or exact integers; floats have already lost digits."""
     if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError('send decimal numbers as strings, e.g. "0.02"')
+        raise invalid('小数请用字符串发送，如 "0.02"')
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, str):
         try:
             d = Decimal(value.strip())
         except InvalidOperation:
-            raise ValueError("not a decimal number") from None
+            raise invalid("不是有效的数字") from None
         if not d.is_finite():
-            raise ValueError("not a finite number")
+            raise invalid("不是有限的数字")
         return d
     if isinstance(value, Decimal) and value.is_finite():
         return value
-    raise ValueError("expected a decimal number as a string")
+    raise invalid("请用字符串发送数字")
 
 
 DecimalIn = Annotated[Decimal, BeforeValidator(_decimal_in)]
@@ -86,9 +87,9 @@ Rate = Annotated[Decimal, PlainSerializer(rate_str, return_type=str, when_used="
 
 def _check_rate(value: Decimal, where: str) -> Decimal:
     if value < 0 or value > 1:
-        raise ValueError(f"{where} must be between 0 and 1")
+        raise invalid(f"{where}须在 0 到 1 之间")
     if value != value.quantize(RATE_PLACES):
-        raise ValueError(f"{where} has more than 4 decimal places")
+        raise invalid(f"{where}最多四位小数")
     return value.quantize(RATE_PLACES)
 
 
@@ -126,30 +127,32 @@ class RuleIn(In):
     def _consistent(self) -> RuleIn:
         if self.mode == CommissionMode.FLAT:
             if self.rate is None:
-                raise ValueError("a flat rule needs a rate")
+                raise invalid("固定比例规则须填写佣金比例")
             if self.tiers is not None:
-                raise ValueError("a flat rule takes a rate, not tiers")
-            self.rate = _check_rate(self.rate, "rate")
+                raise invalid("固定比例规则只填佣金比例，不填阶梯")
+            self.rate = _check_rate(self.rate, "佣金比例")
         else:
             if not self.tiers:
-                raise ValueError("a tiered rule needs tiers")
+                raise invalid("阶梯规则须填写阶梯")
             if self.rate is not None:
-                raise ValueError("a tiered rule takes tiers, not a rate")
+                raise invalid("阶梯规则只填阶梯，不填统一比例")
             previous: TierIn | None = None
             for i, tier in enumerate(self.tiers):
-                tier.rate = _check_rate(tier.rate, f"tiers[{i}].rate")
+                tier.rate = _check_rate(tier.rate, f"第 {i + 1} 档比例")
                 if tier.from_ < 0 or tier.from_ >= MAX_VOLUME or tier.from_ != money(tier.from_):
-                    raise ValueError(f"tiers[{i}].from must be an amount >= 0 with at most 2 decimals")
+                    raise invalid(f"第 {i + 1} 档起点须为不小于 0 的金额，最多两位小数")
                 if i == 0 and tier.from_ != 0:
-                    raise ValueError("the first tier must start from 0")
+                    raise invalid("第 1 档须从 0 开始")
                 if previous is not None:
                     if tier.from_ <= previous.from_:
-                        raise ValueError("tiers must have ascending 'from'")
+                        raise invalid(f"第 {i + 1} 档起点须高于上一档")
                     if self.mode == CommissionMode.TIERED_WHOLE and tier.rate < previous.rate:
-                        raise ValueError("tiered_whole rates must not decrease (more volume would pay less)")
+                        raise invalid(
+                            f"第 {i + 1} 档比例低于上一档：全额累进的比例不能降低（否则销量越高佣金反而越少）"
+                        )
                 previous = tier
         if self.valid_to is not None and self.valid_to < self.valid_from:
-            raise ValueError("valid_to is before valid_from")
+            raise invalid("失效日期（valid_to）早于生效日期（valid_from）")
         return self
 
 
@@ -218,7 +221,7 @@ def rule_out(rule: CommissionRule) -> RuleOut:
 def _visible(qs: QuerySet[CommissionRule], actor: Actor) -> QuerySet[CommissionRule]:
     """Admins see every rule; a manager its regions' rules and the company-wide ones."""
     if not actor.is_staff:
-        raise Forbidden("commission rules are for admins and managers")
+        raise Forbidden("只有管理员和区域经理可以管理佣金规则")
     if actor.role == Role.admin or actor.regions is None:
         return qs
     return qs.filter(Q(scope_region__isnull=True) | Q(scope_region__in=sorted(actor.regions)))
@@ -226,14 +229,14 @@ def _visible(qs: QuerySet[CommissionRule], actor: Actor) -> QuerySet[CommissionR
 
 def _check_id(rule_id: int) -> None:
     if not 0 < rule_id <= MAX_ID:  # ids are 32-bit: a larger one names nothing
-        raise NotFound("commission rule not found")
+        raise NotFound("未找到该佣金规则")
 
 
 def _check_writable(actor: Actor, region: str | None) -> None:
     if actor.role == Role.admin or actor.regions is None:
         return
     if region is None or region not in actor.regions:
-        raise Forbidden("a manager may only write rules scoped to one of its regions")
+        raise Forbidden("区域经理只能设置自己负责区域的佣金规则")
 
 
 def _fields(body: RuleIn) -> dict[str, Any]:
@@ -262,7 +265,7 @@ def _fields(body: RuleIn) -> dict[str, Any]:
 
 async def _check_sku(sku: str | None) -> None:
     if sku is not None and not await Product.filter(sku=sku).exists():
-        raise ValidationError(f"scope.sku: unknown sku {sku!r}", {"field": "scope.sku"})
+        raise ValidationError(f"scope.sku: 商品编码 {sku} 不存在", {"field": "scope.sku"})
 
 
 async def create_rule(actor: Actor, body: RuleIn) -> RuleOut:
@@ -283,7 +286,7 @@ async def update_rule(actor: Actor, rule_id: int, body: RuleIn) -> RuleOut:
     async with in_transaction():
         rule = await _visible(CommissionRule.all(), actor).select_for_update().get_or_none(id=rule_id)
         if rule is None:
-            raise NotFound("commission rule not found")
+            raise NotFound("未找到该佣金规则")
         _check_writable(actor, rule.scope_region)
         _check_writable(actor, body.scope.region if body.scope else None)
         await _check_sku(body.scope.sku if body.scope else None)
@@ -299,7 +302,7 @@ async def get_rule(actor: Actor, rule_id: int) -> RuleOut:
     _check_id(rule_id)
     rule = await _visible(CommissionRule.all(), actor).get_or_none(id=rule_id)
     if rule is None:
-        raise NotFound("commission rule not found")
+        raise NotFound("未找到该佣金规则")
     return rule_out(rule)
 
 

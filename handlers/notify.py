@@ -355,7 +355,7 @@ async def mark_read(actor: Actor, notification_id: int) -> NotificationOut:
     async with in_transaction():
         row = await Notification.get_or_none(id=notification_id, recipient_id=actor.user_id)
         if row is None:
-            raise NotFound("notification not found")
+            raise NotFound("未找到该通知")
         if row.read_at is None:
             await Notification.filter(id=row.id, read_at__isnull=True).update(read_at=clock_now())
             await row.refresh_from_db(fields=["read_at"])
@@ -398,10 +398,10 @@ async def record_subscriptions(actor: Actor, template_ids: list[str], accepted: 
     asked = set(template_ids)
     for tid in accepted:
         if tid not in asked:
-            raise ValidationError(f"accepted: {tid} was not among template_ids", {"field": "accepted"})
+            raise ValidationError(f"accepted: {tid} 不在本次申请的模板中", {"field": "accepted"})
     for tid in asked:
         if tid not in known:
-            raise ValidationError(f"template_ids: unknown template {tid}", {"field": "template_ids"})
+            raise ValidationError(f"template_ids: 未知的订阅消息模板 {tid}", {"field": "template_ids"})
     async with in_transaction():
         for tid in sorted(set(accepted)):
             await _add_grant(actor.user_id, tid)

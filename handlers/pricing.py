@@ -113,7 +113,7 @@ async def context_for(actor: Actor, distributor_id: int | None = None) -> PriceC
     if dist is None:
         from core.errors import NotFound
 
-        raise NotFound("distributor not found")
+        raise NotFound("未找到该经销商")
     return context_of(dist)
 
 

@@ -29,13 +29,13 @@ async def access(qs: QuerySet[M], actor: Actor, obj_id: int | str, field: str = 
     try:
         pk = int(obj_id)
     except (TypeError, ValueError):
-        raise NotFound("not found") from None
+        raise NotFound("未找到该记录") from None
     obj = await scoped(qs, actor, field).get_or_none(id=pk)
     if obj is None:
-        raise NotFound("not found")
+        raise NotFound("未找到该记录")
     return obj
 
 
 def require_distributor_in_scope(actor: Actor, distributor_id: int | None) -> None:
     if distributor_id is None or not actor.may_see_distributor(distributor_id):
-        raise NotFound("distributor not found")
+        raise NotFound("未找到该经销商")

@@ -132,15 +132,15 @@ def test_allocate_sums_exactly(total: D, weights: list[D]) -> None:
 @pytest.mark.parametrize(
     ("patch", "message"),
     [
-        ({"rate": None}, "needs a rate"),
-        ({"rate": 0.02}, "strings"),
-        ({"rate": "1.5"}, "between 0 and 1"),
-        ({"rate": "0.12345"}, "4 decimal"),
-        ({"rate": "abc"}, "decimal"),
-        ({"mode": "tiered_marginal", "rate": None}, "needs tiers"),
+        ({"rate": None}, "固定比例规则须填写佣金比例"),
+        ({"rate": 0.02}, "小数请用字符串发送"),
+        ({"rate": "1.5"}, "佣金比例须在 0 到 1 之间"),
+        ({"rate": "0.12345"}, "佣金比例最多四位小数"),
+        ({"rate": "abc"}, "不是有效的数字"),
+        ({"mode": "tiered_marginal", "rate": None}, "阶梯规则须填写阶梯"),
         (
             {"mode": "tiered_marginal", "tiers": [{"from": "10", "rate": "0.01"}], "rate": None},
-            "start from 0",
+            "第 1 档须从 0 开始",
         ),
         (
             {
@@ -148,7 +148,7 @@ def test_allocate_sums_exactly(total: D, weights: list[D]) -> None:
                 "rate": None,
                 "tiers": [{"from": "0", "rate": "0.01"}, {"from": "0", "rate": "0.02"}],
             },
-            "ascending",
+            "第 2 档起点须高于上一档",
         ),
         (
             {
@@ -156,11 +156,11 @@ def test_allocate_sums_exactly(total: D, weights: list[D]) -> None:
                 "rate": None,
                 "tiers": [{"from": "0", "rate": "0.03"}, {"from": "5", "rate": "0.02"}],
             },
-            "must not decrease",
+            "第 2 档比例低于上一档",
         ),
-        ({"mode": "tiered_whole", "tiers": TWO}, "not a rate"),
-        ({"tiers": TWO}, "not tiers"),
-        ({"valid_to": "2025-01-01"}, "before valid_from"),
+        ({"mode": "tiered_whole", "tiers": TWO}, "不填统一比例"),
+        ({"tiers": TWO}, "不填阶梯"),
+        ({"valid_to": "2025-01-01"}, "失效日期（valid_to）早于生效日期（valid_from）"),
         ({"beneficiary": "boss"}, "beneficiary"),
         ({"scope": {"level": 3}}, "level"),
         ({"bogus": 1}, "bogus"),

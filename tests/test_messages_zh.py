@@ -1,0 +1,116 @@
+"""Error messages users read are Chinese (a machine field name may lead them: "parent_id: ..."),
+while `code` and `details` stay machine-readable."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests import factories
+from tests.bola import cached_hash
+from tests.factories import make_world
+
+API = "/api/v1/admin"
+ENGLISH = re.compile(r"[A-Za-z]{3,}")
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(factories, "hash_password", cached_hash)
+
+
+def _text(message: str) -> str:
+    """The message without machine field names (leading "field: " or "（field）")."""
+    return re.sub(r"^[a-z_.\[\]0-9]+: |（[a-z_/]+）", "", message)
+
+
+async def _error(resp: Any, status: int) -> dict[str, Any]:
+    assert resp.status == status, await resp.text()
+    error = (await resp.json())["error"]
+    assert not ENGLISH.search(_text(error["message"])), error["message"]
+    return error
+
+
+def _distributor(**kw: Any) -> dict[str, Any]:
+    data = {
+        "name": f"新经销商{factories.n()}有限公司",
+        "uscc": factories.uscc(),
+        "level": 1,
+        "region": "华东",
+        "credit_limit": "100000.00",
+        "payment_terms": "monthly",
+    }
+    return data | kw
+
+
+async def test_distributor_errors_are_chinese_with_field_and_details(client) -> None:
+    world = await make_world()
+    h = world.headers("", "admin")
+    resp = await client.post(f"{API}/distributors", json=_distributor(level=2), headers=h)
+    error = await _error(resp, 400)
+    assert error == {
+        "code": "validation_error",
+        "message": "parent_id: 二级经销商须指定一级经销商作为上级",
+        "details": {"field": "parent_id"},
+    }
+    body = _distributor(level=2, parent_id=world.east.child.id)
+    error = await _error(await client.post(f"{API}/distributors", json=body, headers=h), 400)
+    assert error["message"] == "parent_id: 上级必须是一级经销商"
+    body = _distributor(level=2, parent_id=world.north.distributor.id)
+    error = await _error(await client.post(f"{API}/distributors", json=body, headers=h), 400)
+    assert error["message"] == "parent_id: 上级必须在同一区域"
+    taken = world.east.distributor.uscc
+    resp = await client.post(f"{API}/distributors", json=_distributor(uscc=taken), headers=h)
+    error = await _error(resp, 400)
+    assert error["message"] == f"uscc: “{taken}”已存在" and error["details"] == {"field": "uscc"}
+    error = await _error(await client.get(f"{API}/distributors/999999", headers=h), 404)
+    assert error == {"code": "not_found", "message": "未找到该经销商", "details": {}}
+
+
+async def test_not_found_names_the_object_in_chinese(client) -> None:
+    world = await make_world()
+    h = world.headers("", "admin")
+    for path, word in (
+        ("products", "商品"),
+        ("price-lists", "价格表"),
+        ("promotions", "促销活动"),
+        ("warehouses", "仓库"),
+        ("users", "用户"),
+        ("contracts", "合同"),
+        ("commission-rules", "佣金规则"),
+    ):
+        error = await _error(await client.get(f"{API}/{path}/999999", headers=h), 404)
+        assert error["message"] == f"未找到该{word}", path
+
+
+async def test_catalog_and_commission_rule_errors_are_chinese(client) -> None:
+    world = await make_world()
+    manager = world.headers("east", "manager")
+    body = {
+        "name": "华东一级价",
+        "region": "华东",
+        "valid_from": "2026-01-01",
+        "items": [{"sku": "X-404", "price": "10.00"}],
+    }
+    error = await _error(await client.post(f"{API}/price-lists", json=body, headers=manager), 400)
+    assert error["message"] == "商品编码不存在：X-404"
+    assert error["details"] == {"field": "items", "skus": ["X-404"]}
+    body |= {"items": [{"sku": world.product.sku, "price": "10.00"}], "valid_to": "2025-12-31"}
+    error = await _error(await client.post(f"{API}/price-lists", json=body, headers=manager), 400)
+    assert "失效日期（valid_to）早于生效日期（valid_from）" in error["message"]
+
+    rule = {
+        "name": "华北返利",
+        "beneficiary": "sales",
+        "mode": "flat",
+        "rate": "0.02",
+        "scope": {"region": "华北"},
+        "valid_from": "2026-01-01",
+    }
+    error = await _error(await client.post(f"{API}/commission-rules", json=rule, headers=manager), 403)
+    assert error["message"] == "区域经理只能设置自己负责区域的佣金规则"
+    rule |= {"scope": {"region": "华东"}, "rate": "1.5"}
+    error = await _error(await client.post(f"{API}/commission-rules", json=rule, headers=manager), 400)
+    assert "佣金比例须在 0 到 1 之间" in error["message"] and error["code"] == "validation_error"
