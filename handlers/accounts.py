@@ -25,6 +25,7 @@ from handlers.actor import Actor
 from handlers.auth import build_actor, issue_token, revoke_token, revoke_user_tokens
 from handlers.identity import bind_identity, user_for_identity
 from handlers.passwords import verify_password
+from handlers.throttle import HOUR, count_attempt, refund, throttle
 from models.base import UserStatus
 from models.user import Identity, SalesAssignment, User
 
@@ -155,34 +156,6 @@ async def _session(user: User) -> LoginOut:
     return LoginOut(bound=True, token=token, expires_at=row.expires_at, user=await user_out(user))
 
 
-# --- throttles --------------------------------------------------------------------------------
-
-HOUR = 3600
-
-
-async def _throttle(key: str, limit: int, window: float, message: str) -> None:
-    """Sliding-window limit in the kv store (shared by every instance): 429 when used up."""
-    result = await runtime().kv.rate_limit(key, limit, window)
-    if not result.allowed:
-        raise RateLimited(message, retry_after=result.retry_after)
-
-
-async def _count(key: str, limit: int, window: float, message: str) -> None:
-    """Count one attempt BEFORE it is made (so concurrent attempts count too); 429 once more
-    than `limit` were made in the window that started with the first. The caller refunds a
-    successful attempt, so only failures use up the allowance."""
-    kv = runtime().kv
-    if await kv.incr(key, ttl=window) > limit:
-        raise RateLimited(message, retry_after=await kv.ttl(key) or window)
-
-
-async def _refund(window: float, *keys: str) -> None:
-    kv = runtime().kv
-    for key in keys:
-        if await kv.incr(key, -1, ttl=window) <= 0:  # nothing left to count (or the key had expired)
-            await kv.delete(key)
-
-
 # --- password login -------------------------------------------------------------------------------
 
 
@@ -209,7 +182,7 @@ async def password_login(username: str, password: str, client_ip: str) -> LoginO
     limits = runtime().config.limits
     limit = limits.login_failures_before_lock
     lock_s = limits.login_lock_s  # counted from the last allowed failure
-    await _throttle(
+    await throttle(
         f"auth:pw:ip:{client_ip}", limits.password_logins_per_ip_per_min, 60.0, "登录尝试过于频繁，请稍后再试"
     )
     key = _fail_key(username)
@@ -224,7 +197,7 @@ async def password_login(username: str, password: str, client_ip: str) -> LoginO
             await kv.delete(key)
     ip_key = _ip_fail_key(client_ip, username)
     per_ip = max(1, min(limits.login_failures_per_ip, limit - 1))
-    await _count(ip_key, per_ip, lock_s, "该地址登录失败次数过多，请稍后再试")
+    await count_attempt(ip_key, per_ip, lock_s, "该地址登录失败次数过多，请稍后再试")
     attempt = await kv.incr(key, ttl=lock_s)
     if attempt > limit:
         raise RateLimited("too many failed logins; try later", await kv.ttl(key) or lock_s)
@@ -255,8 +228,8 @@ async def _before_platform_call(client_ip: str) -> None:
     one, costs a call. Limit per client address, then for all addresses together."""
     limits = runtime().config.limits
     message = "登录请求过于频繁，请稍后再试"
-    await _throttle(f"auth:platform:ip:{client_ip}", limits.platform_logins_per_ip_per_min, 60.0, message)
-    await _throttle("auth:platform:all", limits.platform_logins_per_min, 60.0, message)
+    await throttle(f"auth:platform:ip:{client_ip}", limits.platform_logins_per_ip_per_min, 60.0, message)
+    await throttle("auth:platform:all", limits.platform_logins_per_min, 60.0, message)
 
 
 async def _platform_login(account: PlatformAccount) -> LoginOut:
@@ -302,11 +275,8 @@ async def bind_with_ticket(bind_ticket: str, invite_code: str, client_ip: str) -
     data = await kv.get_json(ticket_key)
     if not isinstance(data, dict):
         raise _ticket_gone()
-    message = "邀请码错误次数过多，请稍后再试"
-    account_key = f"auth:bindfail:acct:{data['channel']}:{data['account_id']}"
-    ip_key = f"auth:bindfail:ip:{client_ip}"
-    await _count(account_key, limits.bind_failures_per_account_per_hour, HOUR, message)
-    await _count(ip_key, limits.bind_failures_per_ip_per_hour, HOUR, message)
+    ip_key = f"auth:bindfail:ip:{client_ip}"  # the platform account's count: bind_identity
+    await count_attempt(ip_key, limits.bind_failures_per_ip_per_hour, HOUR, "邀请码错误次数过多，请稍后再试")
     tries_key = f"auth:bindtry:{bind_ticket}"
     tries = await kv.incr(tries_key, ttl=BIND_TICKET_TTL)
     if tries > limits.bind_failures_per_ticket:
@@ -321,7 +291,7 @@ async def bind_with_ticket(bind_ticket: str, invite_code: str, client_ip: str) -
             await kv.delete(ticket_key)
         raise
     await kv.delete(ticket_key, tries_key)
-    await _refund(HOUR, account_key, ip_key)
+    await refund(HOUR, ip_key)
     return await _session(user)
 
 
