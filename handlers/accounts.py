@@ -25,7 +25,7 @@ from handlers.actor import Actor
 from handlers.auth import build_actor, issue_token, revoke_token, revoke_user_tokens
 from handlers.identity import bind_identity, user_for_identity
 from handlers.passwords import verify_password
-from handlers.throttle import HOUR, count_attempt, refund, throttle
+from handlers.throttle import HOUR, address_key, count_attempt, refund, throttle
 from models.base import UserStatus
 from models.user import Identity, SalesAssignment, User
 
@@ -180,6 +180,7 @@ async def password_login(username: str, password: str, client_ip: str) -> LoginO
     usernames."""
     kv = runtime().kv
     limits = runtime().config.limits
+    client_ip = address_key(client_ip)
     limit = limits.login_failures_before_lock
     lock_s = limits.login_lock_s  # counted from the last allowed failure
     await throttle(
@@ -227,6 +228,7 @@ async def _before_platform_call(client_ip: str) -> None:
     """The WeChat / DingTalk login APIs are quota-limited per app: every code, even a bogus
     one, costs a call. Limit per client address, then for all addresses together."""
     limits = runtime().config.limits
+    client_ip = address_key(client_ip)
     message = "登录请求过于频繁，请稍后再试"
     await throttle(f"auth:platform:ip:{client_ip}", limits.platform_logins_per_ip_per_min, 60.0, message)
     await throttle("auth:platform:all", limits.platform_logins_per_min, 60.0, message)
@@ -275,7 +277,7 @@ async def bind_with_ticket(bind_ticket: str, invite_code: str, client_ip: str) -
     data = await kv.get_json(ticket_key)
     if not isinstance(data, dict):
         raise _ticket_gone()
-    ip_key = f"auth:bindfail:ip:{client_ip}"  # the platform account's count: bind_identity
+    ip_key = f"auth:bindfail:ip:{address_key(client_ip)}"  # the platform account's count: bind_identity
     await count_attempt(ip_key, limits.bind_failures_per_ip_per_hour, HOUR, "邀请码错误次数过多，请稍后再试")
     tries_key = f"auth:bindtry:{bind_ticket}"
     tries = await kv.incr(tries_key, ttl=BIND_TICKET_TTL)

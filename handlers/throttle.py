@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from core.errors import RateLimited
 from core.runtime import runtime
 
@@ -29,3 +31,17 @@ async def refund(window: float, *keys: str) -> None:
     for key in keys:
         if await kv.incr(key, -1, ttl=window) <= 0:  # nothing left to count (or the key had expired)
             await kv.delete(key)
+
+
+def address_key(client_ip: str) -> str:
+    """The bucket a client address counts in: the address itself, but for IPv6 its /64 (one
+    subscriber usually holds a whole /64, so single addresses would be free to rotate)."""
+    try:
+        ip = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:1.2.3.4 is 1.2.3.4
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

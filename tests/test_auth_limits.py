@@ -111,6 +111,14 @@ async def test_platform_logins_have_a_global_limit_across_addresses(client, fake
     assert _calls(state, "wechat.jscode2session") == 8
 
 
+async def test_ipv6_clients_count_by_their_64_so_rotating_addresses_does_not_help(client, fake) -> None:
+    state, _ = fake
+    statuses = [(await _wechat(client, f"bogus-{i}", f"2001:db8:0:1::{i + 1:x}")).status for i in range(7)]
+    assert statuses == [400] * 5 + [429] * 2
+    assert (await _wechat(client, "bogus-next", "2001:db8:0:2::1")).status == 400  # another /64
+    assert _calls(state, "wechat.jscode2session") == 6
+
+
 async def test_forwarded_for_from_an_untrusted_peer_is_ignored(config, fake, aiohttp_client) -> None:
     from core.app import create_app
     from core.keys import KV_STORE
