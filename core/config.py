@@ -3,6 +3,7 @@ then env overrides QUDAO_<SECTION>__<KEY>. Validated at start-up; errors name th
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from decimal import Decimal
@@ -25,6 +26,19 @@ class ServerConfig(Section):
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     instance_id: str = ""
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR blocks). Empty: the
+    # client address is the TCP peer and X-Forwarded-For is ignored.
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR block") from None
+        return v
 
 
 class DatabaseConfig(Section):
@@ -177,6 +191,16 @@ class LimitsConfig(Section):
     chat_per_sender_per_min: int = Field(30, ge=1)
     login_failures_before_lock: int = Field(5, ge=1)
     login_lock_s: int = Field(900, ge=1, le=86400)  # how long a locked username waits
+    # One client address's failures against one username per login_lock_s; never more than
+    # login_failures_before_lock - 1, so one address alone cannot lock an account.
+    login_failures_per_ip: int = Field(4, ge=1)
+    password_logins_per_ip_per_min: int = Field(30, ge=1)  # every attempt, any username
+    # Calls to the WeChat / DingTalk login APIs (quota-limited), checked before the call.
+    platform_logins_per_ip_per_min: int = Field(20, ge=1)
+    platform_logins_per_min: int = Field(600, ge=1)  # all addresses together
+    bind_failures_per_ticket: int = Field(5, ge=1)  # then the bind ticket is dropped
+    bind_failures_per_account_per_hour: int = Field(10, ge=1)  # per platform account
+    bind_failures_per_ip_per_hour: int = Field(30, ge=1)
 
 
 class Config(Section):

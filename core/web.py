@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 
 import structlog
 from aiohttp import web
@@ -41,6 +43,42 @@ def domain_error_response(exc: DomainError) -> web.Response:
     if isinstance(exc, RateLimited):
         resp.headers["Retry-After"] = str(exc.retry_after)
     return resp
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=8)
+def _networks(trusted: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(t, strict=False) for t in trusted)
+
+
+def _trusted(addr: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in n for n in networks)
+
+
+def client_ip(request: web.Request) -> str:
+    """The client's address for per-address limits: the TCP peer, unless the peer is one of
+    `[server] trusted_proxies`; then X-Forwarded-For read from the right, skipping trusted
+    hops, and the first other entry wins. Entries left of it are the client's own claims
+    and are never believed, so a client cannot pick its address by sending the header."""
+    peer = request.remote or "unknown"
+    networks = _networks(tuple(request.config_dict[CONFIG].server.trusted_proxies))
+    if not networks or not _trusted(peer, networks):
+        return peer
+    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if _trusted(hop, networks):
+            continue
+        try:
+            return str(ipaddress.ip_address(hop))
+        except ValueError:
+            return peer  # garbage from a trusted proxy's client: fall back to the proxy
+    return peer
 
 
 @web.middleware

@@ -25,6 +25,7 @@ from handlers.actor import Actor
 from handlers.auth import build_actor, issue_token, revoke_token, revoke_user_tokens
 from handlers.identity import bind_identity, user_for_identity
 from handlers.passwords import verify_password
+from handlers.throttle import HOUR, address_key, count_attempt, refund, throttle
 from models.base import UserStatus
 from models.user import Identity, SalesAssignment, User
 
@@ -162,18 +163,42 @@ def _fail_key(username: str) -> str:
     return f"auth:fail:{username.strip().lower()}"
 
 
-async def password_login(username: str, password: str) -> LoginOut:
+def _ip_fail_key(client_ip: str, username: str) -> str:
+    return f"auth:fail:ip:{client_ip}:{username.strip().lower()}"
+
+
+async def password_login(username: str, password: str, client_ip: str) -> LoginOut:
     """Username + password -> session. Each attempt is counted BEFORE the (slow) hash check,
     so even concurrent guesses get at most `limits.login_failures_before_lock` tries per
     lock window; after that, 429 with Retry-After until the window ends. The same counter
-    applies to unknown usernames, so lock-out reveals nothing about which names exist."""
+    applies to unknown usernames, so lock-out reveals nothing about which names exist.
+
+    One client address feeds that count at most `limits.login_failures_per_ip` times per
+    username and window (and never the whole of it), then gets 429 itself: so one address
+    cannot keep an account (say `admin`) locked, while guesses spread over many addresses
+    still lock it. `limits.password_logins_per_ip_per_min` slows one address spraying many
+    usernames."""
     kv = runtime().kv
-    limit = runtime().config.limits.login_failures_before_lock
-    lock_s = runtime().config.limits.login_lock_s  # counted from the last allowed failure
+    limits = runtime().config.limits
+    client_ip = address_key(client_ip)
+    limit = limits.login_failures_before_lock
+    lock_s = limits.login_lock_s  # counted from the last allowed failure
+    await throttle(
+        f"auth:pw:ip:{client_ip}", limits.password_logins_per_ip_per_min, 60.0, "登录尝试过于频繁，请稍后再试"
+    )
     key = _fail_key(username)
     user = await User.get_or_none(username=username)
-    if user is not None and user.locked_until is not None and user.locked_until > now():
-        raise RateLimited("too many failed logins; try later", (user.locked_until - now()).total_seconds())
+    if user is not None and user.locked_until is not None:
+        if user.locked_until > now():
+            raise RateLimited(
+                "too many failed logins; try later", (user.locked_until - now()).total_seconds()
+            )
+        # The lock has run out: the username starts afresh (the one request that clears it).
+        if await User.filter(id=user.id, locked_until=user.locked_until).update(locked_until=None):
+            await kv.delete(key)
+    ip_key = _ip_fail_key(client_ip, username)
+    per_ip = max(1, min(limits.login_failures_per_ip, limit - 1))
+    await count_attempt(ip_key, per_ip, lock_s, "该地址登录失败次数过多，请稍后再试")
     attempt = await kv.incr(key, ttl=lock_s)
     if attempt > limit:
         raise RateLimited("too many failed logins; try later", await kv.ttl(key) or lock_s)
@@ -186,7 +211,7 @@ async def password_login(username: str, password: str) -> LoginOut:
             await User.filter(id=user.id).update(**fields)
         raise Unauthenticated("wrong username or password")
     assert user is not None
-    await kv.delete(key)
+    await kv.delete(key, ip_key)
     if user.failed_logins or user.locked_until:
         await User.filter(id=user.id).update(failed_logins=0, locked_until=None)
     return await _session(user)
@@ -197,6 +222,16 @@ async def password_login(username: str, password: str) -> LoginOut:
 
 def _ticket_key(ticket: str) -> str:
     return f"auth:bind:{ticket}"
+
+
+async def _before_platform_call(client_ip: str) -> None:
+    """The WeChat / DingTalk login APIs are quota-limited per app: every code, even a bogus
+    one, costs a call. Limit per client address, then for all addresses together."""
+    limits = runtime().config.limits
+    client_ip = address_key(client_ip)
+    message = "登录请求过于频繁，请稍后再试"
+    await throttle(f"auth:platform:ip:{client_ip}", limits.platform_logins_per_ip_per_min, 60.0, message)
+    await throttle("auth:platform:all", limits.platform_logins_per_min, 60.0, message)
 
 
 async def _platform_login(account: PlatformAccount) -> LoginOut:
@@ -214,24 +249,51 @@ async def _platform_login(account: PlatformAccount) -> LoginOut:
     return LoginOut(bound=False, bind_ticket=ticket)
 
 
-async def wechat_login(code: str) -> LoginOut:
+async def wechat_login(code: str, client_ip: str) -> LoginOut:
     """Mini-program code -> session if the openid is bound, else a bind ticket."""
+    await _before_platform_call(client_ip)
     return await _platform_login(await login_provider().miniapp_session(code))
 
 
-async def dingtalk_login(auth_code: str) -> LoginOut:
+async def dingtalk_login(auth_code: str, client_ip: str) -> LoginOut:
     """DingTalk micro-app auth code -> session if the userid is bound, else a bind ticket."""
+    await _before_platform_call(client_ip)
     return await _platform_login(await login_provider().dingtalk_user(auth_code))
 
 
-async def bind_with_ticket(bind_ticket: str, invite_code: str) -> LoginOut:
-    """Bind the ticket's platform account to the invite code's user and sign in. The ticket
-    is kept on failure (a mistyped code may be retried) and dropped once used."""
-    data = await runtime().kv.get_json(_ticket_key(bind_ticket))
+def _ticket_gone() -> ValidationError:
+    return ValidationError("bind_ticket unknown or expired: log in again", {"field": "bind_ticket"})
+
+
+async def bind_with_ticket(bind_ticket: str, invite_code: str, client_ip: str) -> LoginOut:
+    """Bind the ticket's platform account to the invite code's user and sign in. A mistyped
+    code may be retried, but a ticket takes at most `limits.bind_failures_per_ticket` tries
+    and is dropped then (and once used). Failures also count per platform account and per
+    client address (`bind_failures_per_account_per_hour`, `bind_failures_per_ip_per_hour`;
+    429 beyond), so fresh tickets do not buy fresh guesses."""
+    kv = runtime().kv
+    limits = runtime().config.limits
+    ticket_key = _ticket_key(bind_ticket)
+    data = await kv.get_json(ticket_key)
     if not isinstance(data, dict):
-        raise ValidationError("bind_ticket unknown or expired: log in again", {"field": "bind_ticket"})
-    user = await bind_identity(data["channel"], data["account_id"], invite_code, unionid=data.get("unionid"))
-    await runtime().kv.delete(_ticket_key(bind_ticket))
+        raise _ticket_gone()
+    ip_key = f"auth:bindfail:ip:{address_key(client_ip)}"  # the platform account's count: bind_identity
+    await count_attempt(ip_key, limits.bind_failures_per_ip_per_hour, HOUR, "邀请码错误次数过多，请稍后再试")
+    tries_key = f"auth:bindtry:{bind_ticket}"
+    tries = await kv.incr(tries_key, ttl=BIND_TICKET_TTL)
+    if tries > limits.bind_failures_per_ticket:
+        await kv.delete(ticket_key)
+        raise _ticket_gone()
+    try:
+        user = await bind_identity(
+            data["channel"], data["account_id"], invite_code, unionid=data.get("unionid")
+        )
+    except DomainError:
+        if tries >= limits.bind_failures_per_ticket:
+            await kv.delete(ticket_key)
+        raise
+    await kv.delete(ticket_key, tries_key)
+    await refund(HOUR, ip_key)
     return await _session(user)
 
 

@@ -23,10 +23,12 @@ from handlers.admin_common import (
     duplicate,
     get_or_404,
     invalid,
+    manager_regions,
     page_of,
     require_region,
     staff_distributors,
 )
+from handlers.admin_users import staff_users
 from handlers.audit import record, snapshot
 from handlers.auth import refresh_user_scope, revoke_user_tokens
 from handlers.uscc import is_valid_uscc, normalize_uscc
@@ -164,8 +166,14 @@ async def _check_links(
             raise ValidationError("parent_id: 上级必须是一级经销商", {"field": "parent_id"})
         if parent.region != region:
             raise ValidationError("parent_id: 上级必须在同一区域", {"field": "parent_id"})
-    if rep_id is not None and not await User.filter(id=rep_id, role=UserRole.SALES).exists():
-        raise ValidationError("sales_rep_id: 没有这个业务员", {"field": "sales_rep_id"})
+    if rep_id is not None:
+        # Naming a rep widens its scope, so a manager names only users it can see
+        # (reps of its regions); others are not found, like any object outside its scope.
+        rep = await (await staff_users(actor)).get_or_none(id=rep_id)
+        if rep is None and manager_regions(actor) is not None:
+            raise NotFound("未找到该业务员", {"field": "sales_rep_id"})
+        if rep is None or rep.role != UserRole.SALES:
+            raise ValidationError("sales_rep_id: 没有这个业务员", {"field": "sales_rep_id"})
 
 
 async def _affected_users(d: Distributor, extra_reps: list[int | None] = ()) -> list[int]:  # type: ignore[assignment]

@@ -1,8 +1,11 @@
 """User administration: create, read, update, list, suspend/activate, invite codes.
 
-Admins manage everyone. A manager manages distributor users of distributors in its regions
-and sales reps assigned there (only their in-region assignments); it may not create admins
-or managers (403) and never sees users outside its scope (404). Suspending a user or
+Admins manage everyone. A manager sees distributor users of distributors in its regions and
+sales reps serving there, and changes their in-region assignments; it may not create admins
+or managers (403) and never sees users outside its scope (404). Account-level changes
+(password, username, profile, invite codes, suspend/activate) follow one rule,
+`require_whole_user`: only for users whose whole scope lies inside the manager's regions,
+else 403, so a manager can never sign in as someone who also works elsewhere. Suspending a user or
 changing its password ends its sessions; changing assignments/regions/distributor refreshes
 its cached scope."""
 
@@ -33,7 +36,7 @@ from handlers.admin_common import (
     staff_distributor_ids,
 )
 from handlers.audit import record, snapshot
-from handlers.auth import refresh_user_scope, revoke_user_tokens
+from handlers.auth import refresh_user_scope, revoke_user_tokens, user_scope
 from handlers.identity import issue_invite_code
 from handlers.passwords import hash_password
 from models.base import UserRole, UserStatus
@@ -94,6 +97,28 @@ async def staff_users(actor: Actor) -> QuerySet[User]:
         | Q(role=UserRole.SALES, id__in=sorted(reps))
         | Q(id=actor.user_id)
     )
+
+
+async def require_whole_user(actor: Actor, user: User) -> None:
+    """The one rule for account-level changes of another user: credentials (password,
+    username, invite codes), status and profile. A manager may make them only when the
+    user's whole scope lies inside its regions (a rep's distributors, a distributor user's
+    distributor and children, a manager's regions; never an admin): whoever holds the
+    credentials acts everywhere the user does. A user partly in scope stays visible, so the
+    refusal is 403, not 404. Call it with the user row locked, so the scope is current."""
+    regions = manager_regions(actor)
+    if regions is None:
+        return
+    if user.role == UserRole.MANAGER:
+        inside = set(user.regions or []) <= set(regions)
+    else:
+        scope = await user_scope(user)
+        inside = scope is not None and scope <= set(await staff_distributor_ids(actor) or [])
+    if not inside:
+        raise Forbidden(
+            "该用户也在您管辖以外的区域工作，只有管理员可以修改其账号",
+            {"reason": "user_outside_your_regions"},
+        )
 
 
 async def _assignments(user_ids: list[int]) -> dict[int, list[int]]:
@@ -191,6 +216,8 @@ async def update_user(actor: Actor, user_id: int, data: UserPatch) -> UserOut:
     try:
         async with in_transaction():
             user = await User.select_for_update().get(id=user.id)
+            if changes.keys() - {"distributor_ids"}:  # a rep's in-region assignments are the region's own
+                await require_whole_user(actor, user)
             before = {**snapshot(user, FIELDS), "distributor_ids": (await _assignments([user.id]))[user.id]}
             for name in ("username", "display_name", "distributor_id", "phone"):
                 if name in changes:
@@ -238,6 +265,7 @@ async def _set_status(actor: Actor, user_id: int, status: UserStatus) -> User:
         raise InvalidState("you cannot suspend yourself")
     async with in_transaction():
         user = await User.select_for_update().get(id=user.id)
+        await require_whole_user(actor, user)
         if user.status != status:
             before = snapshot(user, FIELDS)
             user.status = status
@@ -267,6 +295,7 @@ async def create_invite_code(actor: Actor, user_id: int) -> InviteCodeOut:
     if user.status != UserStatus.ACTIVE:
         raise InvalidState("user is suspended")
     async with in_transaction():
+        await require_whole_user(actor, await User.select_for_update().get(id=user.id))
         invite = await issue_invite_code(actor, user.id)
     return InviteCodeOut(code=invite.code, expires_at=invite.expires_at, user_id=user.id)
 
@@ -281,6 +310,7 @@ __all__ = [
     "create_user",
     "get_user",
     "list_users",
+    "require_whole_user",
     "staff_users",
     "suspend_user",
     "update_user",

@@ -65,36 +65,46 @@ async def build_actor(user: User, token_id: int | None = None) -> Actor:
     if user.status != UserStatus.ACTIVE:
         raise Unauthenticated("account suspended")
     role = Role(user.role)
-    ids: frozenset[int] | None
-    regions: frozenset[str] | None = None
     own: int | None = None
-    if role == Role.admin:
-        ids = None
-    elif role == Role.manager:
-        regions = frozenset(user.regions or [])
-        ids = frozenset(await Distributor.filter(region__in=list(regions)).values_list("id", flat=True))
-    elif role == Role.sales:
-        assigned = await SalesAssignment.filter(user_id=user.id).values_list("distributor_id", flat=True)
-        as_rep = await Distributor.filter(sales_rep_id=user.id).values_list("id", flat=True)
-        ids = frozenset([*assigned, *as_rep])
-    else:
+    dist: Distributor | None = None
+    if role == Role.distributor:
         own = user.distributor_id  # type: ignore[attr-defined]
         dist = await Distributor.get_or_none(id=own) if own else None
         if dist is None or dist.status == DistributorStatus.SUSPENDED:
             raise Unauthenticated("distributor suspended or missing")
-        children = (
-            await Distributor.filter(parent_id=own).values_list("id", flat=True) if dist.level == 1 else []
-        )
-        ids = frozenset([own, *children])
     return Actor(
         user_id=user.id,
         role=role,
         display_name=user.display_name,
         distributor_id=own,
-        distributor_ids=ids,
-        regions=regions,
+        distributor_ids=await user_scope(user, dist),
+        regions=frozenset(user.regions or []) if role == Role.manager else None,
         token_id=token_id,
     )
+
+
+async def user_scope(user: User, dist: Distributor | None = None) -> frozenset[int] | None:
+    """The distributors a user's role reaches, whatever its status (None = all, for admins):
+    a manager's regions, a rep's assignments and the distributors it is in charge of, a
+    distributor user's own distributor and (for a 一级) its children. `dist` is the
+    distributor user's distributor when the caller already has it."""
+    role = Role(user.role)
+    if role == Role.admin:
+        return None
+    if role == Role.manager:
+        regions = list(user.regions or [])
+        return frozenset(await Distributor.filter(region__in=regions).values_list("id", flat=True))
+    if role == Role.sales:
+        assigned = await SalesAssignment.filter(user_id=user.id).values_list("distributor_id", flat=True)
+        as_rep = await Distributor.filter(sales_rep_id=user.id).values_list("id", flat=True)
+        return frozenset([*assigned, *as_rep])
+    own = user.distributor_id  # type: ignore[attr-defined]
+    if dist is None and own:
+        dist = await Distributor.get_or_none(id=own)
+    if dist is None:
+        return frozenset()
+    children = await Distributor.filter(parent_id=own).values_list("id", flat=True) if dist.level == 1 else []
+    return frozenset([own, *children])
 
 
 def actor_to_json(actor: Actor) -> dict[str, object]:

@@ -15,6 +15,7 @@ from core.runtime import runtime
 from handlers.actor import Actor
 from handlers.audit import record
 from handlers.auth import build_actor
+from handlers.throttle import HOUR, count_attempt, refund
 from models.base import IdentityChannel, UserStatus
 from models.user import Identity, InviteCode, User
 
@@ -56,10 +57,21 @@ async def issue_invite_code(actor: Actor | None, user_id: int) -> InviteCode:
 
 async def bind_identity(channel: str, account_id: str, invite_code: str, unionid: str | None = None) -> User:
     """Link a channel account to the invite code's user. The code works once, before it
-    expires; an account already bound to someone else is refused."""
+    expires; an account already bound to someone else is refused. Failed attempts count per
+    channel account (`limits.bind_failures_per_account_per_hour`, then 429), for the chat's
+    绑定 and the mini-app's bind alike, so invite codes cannot be guessed at leisure."""
     code = invite_code.strip().upper()
     if not code or len(code) > 32:
         raise ValidationError("invite_code: required", {"field": "invite_code"})
+    key = f"auth:bindfail:acct:{channel}:{account_id}"
+    limit = runtime().config.limits.bind_failures_per_account_per_hour
+    await count_attempt(key, limit, HOUR, "邀请码错误次数过多，请稍后再试")
+    user = await _claim_and_bind(channel, account_id, code, unionid)
+    await refund(HOUR, key)
+    return user
+
+
+async def _claim_and_bind(channel: str, account_id: str, code: str, unionid: str | None) -> User:
     async with in_transaction():
         # Conditional update = claim: of two concurrent binds with one code, one wins.
         claimed = await InviteCode.filter(code=code, used_at__isnull=True, expires_at__gt=now()).update(

@@ -199,3 +199,18 @@ async def test_concurrent_creates_with_one_uscc_create_one(client) -> None:
     )
     assert sorted(r.status for r in resps) == [201] + [400] * 19
     assert await Distributor.filter(uscc=data["uscc"]).count() == 1
+
+
+async def test_manager_cannot_put_a_rep_of_another_region_in_charge(client) -> None:
+    """Naming a rep widens the rep's scope: a manager may name only reps it can see."""
+    world = await make_world()
+    east, north, h = world.east, world.north, world.headers("east", "manager")
+    url = f"{BASE}/{east.distributor.id}"
+    resp = await client.patch(url, json={"sales_rep_id": north.rep.id}, headers=h)
+    assert resp.status == 404 and (await resp.json())["error"]["details"]["field"] == "sales_rep_id"
+    assert (await client.post(BASE, json=body(sales_rep_id=north.rep.id), headers=h)).status == 404
+    await east.distributor.refresh_from_db()
+    assert east.distributor.sales_rep_id is None  # type: ignore[attr-defined]
+    assert (await client.get(f"/api/v1/admin/users/{north.rep.id}", headers=h)).status == 404
+    resp = await client.patch(url, json={"sales_rep_id": east.rep.id}, headers=h)
+    assert resp.status == 200 and (await resp.json())["sales_rep_id"] == east.rep.id

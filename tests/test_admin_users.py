@@ -226,3 +226,93 @@ async def test_invite_code_for_suspended_user_is_409(client) -> None:
     user = await make_user("sales", status="suspended")
     resp = await client.post(f"{BASE}/{user.id}/invite-codes", headers=world.headers("", "admin"))
     assert resp.status == 409
+
+
+# --- a manager changes accounts only of users wholly inside its regions --------------------------
+
+
+async def _share_with_north(world, how: str) -> None:  # type: ignore[no-untyped-def]
+    """Make the east rep also serve the north: assigned there, or the rep in charge there."""
+    if how == "assignment":
+        await SalesAssignment.create(user=world.east.rep, distributor=world.north.distributor)
+    else:
+        world.north.distributor.sales_rep_id = world.east.rep.id
+        await world.north.distributor.save(update_fields=["sales_rep_id"])
+
+
+@pytest.mark.parametrize("how", ["assignment", "sales_rep"])
+async def test_manager_cannot_take_over_a_rep_who_also_serves_another_region(client, how) -> None:
+    world = await make_world()
+    await _share_with_north(world, how)
+    rep, h = world.east.rep, world.headers("east", "manager")
+    before = await User.get(id=rep.id)
+    assert (await client.get(f"{BASE}/{rep.id}", headers=h)).status == 200  # still visible
+    attempts = [
+        ("PATCH", f"{BASE}/{rep.id}", {"password": "taken-over-1"}),
+        ("PATCH", f"{BASE}/{rep.id}", {"username": "taken_over"}),
+        ("PATCH", f"{BASE}/{rep.id}", {"display_name": "改名", "phone": "13800000000"}),
+        ("POST", f"{BASE}/{rep.id}/invite-codes", None),
+        ("POST", f"{BASE}/{rep.id}/suspend", None),
+        ("POST", f"{BASE}/{rep.id}/activate", None),
+    ]
+    for method, url, body in attempts:
+        resp = await client.request(method, url, json=body, headers=h)
+        assert resp.status == 403, (method, url, await resp.text())
+        assert (await resp.json())["error"]["code"] == "forbidden"
+    after = await User.get(id=rep.id)
+    assert (after.username, after.password_hash, after.display_name, after.phone, after.status) == (
+        before.username,
+        before.password_hash,
+        before.display_name,
+        before.phone,
+        before.status,
+    )
+    assert not await InviteCode.filter(user_id=rep.id).exists()
+    assert (await client.get("/api/v1/me", headers=world.headers("east", "sales"))).status == 200
+    login = await client.post(
+        "/api/v1/auth/password-login", json={"username": rep.username, "password": "taken-over-1"}
+    )
+    assert login.status == 401
+    # the manager still runs its own region's side of the rep: its east assignments
+    resp = await client.patch(f"{BASE}/{rep.id}", json={"distributor_ids": [world.east.child.id]}, headers=h)
+    assert resp.status == 200, await resp.text()
+    # an admin may do all of it
+    resp = await client.patch(
+        f"{BASE}/{rep.id}", json={"password": "reset-by-admin-1"}, headers=world.headers("", "admin")
+    )
+    assert resp.status == 200
+
+
+async def test_manager_may_take_care_of_a_rep_wholly_in_its_regions(client) -> None:
+    world = await make_world()
+    rep, h = world.east.rep, world.headers("east", "manager")
+    resp = await client.patch(f"{BASE}/{rep.id}", json={"password": "new-password-9"}, headers=h)
+    assert resp.status == 200, await resp.text()
+    login = await client.post(
+        "/api/v1/auth/password-login", json={"username": rep.username, "password": "new-password-9"}
+    )
+    assert login.status == 200
+    assert (await client.post(f"{BASE}/{rep.id}/invite-codes", headers=h)).status == 201
+    assert (await client.post(f"{BASE}/{world.east.dist_user.id}/invite-codes", headers=h)).status == 201
+    assert (await client.post(f"{BASE}/{rep.id}/suspend", headers=h)).status == 200
+    assert (await client.post(f"{BASE}/{rep.id}/activate", headers=h)).status == 200
+
+
+async def test_manager_cannot_widen_a_user_into_another_region(client) -> None:
+    world = await make_world()
+    east, north, h = world.east, world.north, world.headers("east", "manager")
+    attempts = [
+        (east.rep.id, {"distributor_ids": [east.distributor.id, north.distributor.id]}, 404),
+        (east.dist_user.id, {"distributor_id": north.distributor.id}, 404),
+        (east.rep.id, {"regions": ["华北"]}, 400),  # regions belong to managers only
+        (east.manager.id, {"regions": ["华东", "华北"]}, 403),  # nor may it widen itself
+    ]
+    for user_id, body, status in attempts:
+        resp = await client.patch(f"{BASE}/{user_id}", json=body, headers=h)
+        assert resp.status == status, (body, await resp.text())
+    assert set(await SalesAssignment.filter(user=east.rep).values_list("distributor_id", flat=True)) == {
+        east.distributor.id,
+        east.child.id,
+    }
+    assert (await User.get(id=east.dist_user.id)).distributor_id == east.distributor.id  # type: ignore[attr-defined]
+    assert (await User.get(id=east.manager.id)).regions == ["华东"]

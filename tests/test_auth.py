@@ -11,7 +11,7 @@ import pytest
 from channels.fake.app import create_fake_app
 from channels.fake.state import FakeState
 from core import runtime as rt
-from core.clock import now
+from core.clock import FixedClock, SystemClock, now, set_clock
 from core.config import Config
 from handlers.identity import issue_invite_code
 from models.base import DistributorStatus, UserRole, UserStatus
@@ -41,12 +41,17 @@ def config(config, fake):  # type: ignore[no-untyped-def]
             "wechat": {"appid": "wx-test", "secret": "wx-secret", "api_base": base},
             "dingtalk": {"app_key": "dt-key", "app_secret": "dt-secret", "oapi_base": base},
             "limits": {"login_failures_before_lock": 3},
+            "server": {"trusted_proxies": ["127.0.0.1"]},  # X-Forwarded-For plays client addresses
         }
     )
 
 
-async def login(client, username: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
-    return await client.post("/api/v1/auth/password-login", json={"username": username, "password": password})
+async def login(client, username: str, password: str = PASSWORD, ip: str | None = None):  # type: ignore[no-untyped-def]
+    """`ip`: the client address (one address alone cannot lock an account: test_auth_limits)."""
+    headers = {"X-Forwarded-For": ip} if ip else None
+    return await client.post(
+        "/api/v1/auth/password-login", json={"username": username, "password": password}, headers=headers
+    )
 
 
 # --- password login -----------------------------------------------------------------------------
@@ -82,8 +87,8 @@ async def test_password_login_when_extra_field_is_400(client) -> None:
 
 async def test_password_login_after_failures_locks_even_the_right_password(client) -> None:
     user = await make_user(UserRole.SALES)
-    for _ in range(3):
-        assert (await login(client, user.username, "nope")).status == 401
+    for i in range(3):
+        assert (await login(client, user.username, "nope", f"203.0.113.{i}")).status == 401
     resp = await login(client, user.username)
     assert resp.status == 429
     assert int(resp.headers["Retry-After"]) > 60
@@ -94,32 +99,39 @@ async def test_password_login_after_failures_locks_even_the_right_password(clien
 
 async def test_lock_lasts_login_lock_s_then_the_right_password_works(client) -> None:
     r = rt.runtime()
-    r.config = r.config.with_overrides({"limits": {"login_lock_s": 1}})
+    r.config = r.config.with_overrides({"limits": {"login_lock_s": 120}})
     user = await make_user(UserRole.SALES)
-    for _ in range(3):
-        assert (await login(client, user.username, "nope")).status == 401
+    for i in range(3):
+        assert (await login(client, user.username, "nope", f"203.0.113.{i}")).status == 401
     resp = await login(client, user.username)
-    assert resp.status == 429 and 0 < float(resp.headers["Retry-After"]) <= 1
-    await asyncio.sleep(1.3)
-    assert (await login(client, user.username)).status == 200
+    assert resp.status == 429 and 60 < float(resp.headers["Retry-After"]) <= 120
+    set_clock(FixedClock(now() + timedelta(seconds=60)))
+    try:
+        assert (await login(client, user.username)).status == 429  # half-way: still locked
+        set_clock(FixedClock(now() + timedelta(seconds=61)))
+        assert (await login(client, user.username)).status == 200
+    finally:
+        set_clock(SystemClock())
     await user.refresh_from_db()
     assert user.failed_logins == 0 and user.locked_until is None
 
 
 async def test_password_login_concurrent_guesses_get_at_most_limit_tries(client) -> None:
     user = await make_user(UserRole.SALES)
-    resps = await asyncio.gather(*(login(client, user.username, f"guess-{i}") for i in range(40)))
+    resps = await asyncio.gather(
+        *(login(client, user.username, f"guess-{i}", f"203.0.113.{i}") for i in range(40))
+    )
     statuses = sorted(r.status for r in resps)
     assert statuses.count(401) == 3 and statuses.count(429) == 37
 
 
 async def test_password_login_success_resets_the_failure_count(client) -> None:
     user = await make_user(UserRole.SALES)
-    for _ in range(2):
-        assert (await login(client, user.username, "nope")).status == 401
+    for i in range(2):
+        assert (await login(client, user.username, "nope", f"203.0.113.{i}")).status == 401
     assert (await login(client, user.username)).status == 200
-    for _ in range(2):
-        assert (await login(client, user.username, "nope")).status == 401
+    for i in range(2):
+        assert (await login(client, user.username, "nope", f"198.51.100.{i}")).status == 401
     assert (await login(client, user.username)).status == 200
     await user.refresh_from_db()
     assert user.failed_logins == 0

@@ -72,6 +72,23 @@ async def test_unbound_sender_is_told_how_to_bind_and_unknown_text_gets_help(cli
     assert "没听懂" in reply and "查库存" in reply
 
 
+async def test_chat_bind_guesses_are_limited_per_account(client) -> None:
+    from core import runtime as rt
+    from handlers.identity import issue_invite_code
+    from models.user import Identity
+
+    r = rt.runtime()
+    r.config = r.config.with_overrides({"limits": {"bind_failures_per_account_per_hour": 3}})
+    chat = Chat(client)
+    world = await make_world()
+    for i in range(3):
+        assert "邀请码无效" in await chat.say("o_guess", f"绑定 WRONG{i:03d}")
+    right = (await issue_invite_code(None, world.east.rep.id)).code
+    assert "太频繁" in await chat.say("o_guess", f"绑定 {right}")
+    assert not await Identity.filter(account_id="o_guess").exists()
+    assert "绑定成功" in await chat.say("o_fine", f"绑定 {right}")  # another account: unaffected
+
+
 async def test_stock_fuzzy_question_numbered_pick(client) -> None:
     world = await make_world()
     products = await catalogue(world)

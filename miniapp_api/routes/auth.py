@@ -3,6 +3,7 @@ account with an invite code, logout and /me."""
 
 from __future__ import annotations
 
+from core.web import client_ip
 from handlers import accounts
 from handlers.accounts import (
     BindIn,
@@ -22,26 +23,30 @@ TAGS = ("auth",)
 
 @api.route("POST", "/auth/password-login", body=PasswordLoginIn, response=LoginOut, auth=False, tags=TAGS)
 async def password_login(ctx: Ctx) -> LoginOut:
-    """Username + password -> {token, user}; locked for a while after repeated failures."""
-    return await accounts.password_login(ctx.body.username, ctx.body.password)
+    """Username + password -> {token, user}; locked for a while after repeated failures (and
+    one client address gets only a few tries per username: 429)."""
+    return await accounts.password_login(ctx.body.username, ctx.body.password, client_ip(ctx.request))
 
 
 @api.route("POST", "/auth/wechat-login", body=WechatLoginIn, response=LoginOut, auth=False, tags=TAGS)
 async def wechat_login(ctx: Ctx) -> LoginOut:
-    """Mini-program wx.login code -> {token, user}, or {bound: false, bind_ticket}."""
-    return await accounts.wechat_login(ctx.body.code)
+    """Mini-program wx.login code -> {token, user}, or {bound: false, bind_ticket}; rate-limited
+    per client address and globally before the platform is called (429)."""
+    return await accounts.wechat_login(ctx.body.code, client_ip(ctx.request))
 
 
 @api.route("POST", "/auth/dingtalk-login", body=DingtalkLoginIn, response=LoginOut, auth=False, tags=TAGS)
 async def dingtalk_login(ctx: Ctx) -> LoginOut:
-    """DingTalk micro-app auth code -> {token, user}, or {bound: false, bind_ticket}."""
-    return await accounts.dingtalk_login(ctx.body.auth_code)
+    """DingTalk micro-app auth code -> {token, user}, or {bound: false, bind_ticket}; rate-limited
+    per client address and globally before the platform is called (429)."""
+    return await accounts.dingtalk_login(ctx.body.auth_code, client_ip(ctx.request))
 
 
 @api.route("POST", "/auth/bind", body=BindIn, response=LoginOut, auth=False, tags=TAGS)
 async def bind(ctx: Ctx) -> LoginOut:
-    """Bind the ticket's platform account with a one-time invite code -> {token, user}."""
-    return await accounts.bind_with_ticket(ctx.body.bind_ticket, ctx.body.invite_code)
+    """Bind the ticket's platform account with a one-time invite code -> {token, user}. A ticket
+    takes a few tries, then is dropped; failures also count per account and address (429)."""
+    return await accounts.bind_with_ticket(ctx.body.bind_ticket, ctx.body.invite_code, client_ip(ctx.request))
 
 
 @api.route("POST", "/auth/logout", body=LogoutIn, response=LogoutOut, tags=TAGS)
