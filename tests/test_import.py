@@ -17,7 +17,7 @@ import pytest
 from aiohttp import FormData
 from openpyxl import Workbook
 
-from core.errors import ValidationError
+from core.errors import DomainError, ValidationError
 from handlers import importer
 from handlers.stock import verify_ledger
 from miniapp_api.xlsx import XLSX_TYPE
@@ -500,3 +500,34 @@ async def test_import_runs_off_the_event_loop(client) -> None:
     assert resp.status == 201, await resp.text()
     assert (await resp.json())["created"] == 10_000
     assert polls >= 3 and worst < 2.0, (polls, worst)
+
+
+def test_xlsx_cell_kinds_and_a_shared_strings_bomb() -> None:
+    """Rich text (phonetic runs left out), inline strings, booleans, cached formula results,
+    whole and decimal numbers; a shared-strings table over its cap is a 413 before reading."""
+    from handlers.sheets import XLSX_MAX_STRINGS, xlsx_rows
+
+    strings = ["sku", "<r><t>螺纹</t></r><r><t>钢</t></r><rPh><t>luowen</t></rPh>"]
+    row = (
+        '<row r="1"><c r="A1" t="s"><v>0</v></c></row>'
+        '<row r="3"><c r="A3" t="s"><v>1</v></c><c r="B3" t="inlineStr"><is><t>内联</t></is></c>'
+        '<c r="C3" t="b"><v>1</v></c><c r="D3" t="str"><f>A1&amp;"x"</f><v>skux</v></c>'
+        '<c r="E3"><v>10001</v></c><c r="F3"><v>2.5</v></c></row>'
+    )
+    data = hand_xlsx(row, [])
+    sst = "".join(f"<si>{s if s.startswith('<') else f'<t>{s}</t>'}</si>" for s in strings)  # raw
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(buf, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "xl/sharedStrings.xml":
+                body = f'<sst xmlns="{_NS}">{sst}</sst>'.encode()
+            dst.writestr(info.filename, body)
+    assert list(xlsx_rows(buf.getvalue())) == [
+        (1, ["sku"]),
+        (3, ["螺纹钢", "内联", True, "skux", 10001, 2.5]),
+    ]
+    big = hand_xlsx(row, ["x" * 1000] * (XLSX_MAX_STRINGS // 1000 + 1))
+    with pytest.raises(DomainError) as caught:
+        list(xlsx_rows(big))
+    assert caught.value.status == 413 and caught.value.code == "payload_too_large"

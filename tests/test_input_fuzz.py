@@ -264,3 +264,31 @@ async def test_every_field_refuses_hostile_values_at_parse_time(client) -> None:
                         failures.append(problem)
     assert tried > 200, tried
     assert not failures, f"{len(failures)} failure(s):\n" + "\n".join(failures)
+
+
+def test_a_plain_date_field_is_bounded_too() -> None:
+    """A field declared as plain `date` / `datetime` (not core.schema.Day / Timestamp) is still
+    bounded by the input base classes, so a new route cannot reopen the overflow."""
+    from pydantic import ValidationError as PydanticError
+
+    from core.schema import In, Query
+
+    class Body(In):
+        day: date
+        when: datetime | None = None
+        days: list[date] = []
+
+    class Params(Query):
+        on: date | None = None
+
+    assert Body.model_validate({"day": "2999-12-31", "days": ["2000-01-01"]}).day == date(2999, 12, 31)
+    for bad in (
+        {"day": "0001-01-01"},
+        {"day": "2026-01-01", "when": "9999-12-31T23:59:59+00:00"},
+        {"day": "2026-01-01", "days": ["2026-01-01", "9999-12-31"]},
+    ):
+        with pytest.raises(PydanticError) as caught:
+            Body.model_validate(bad)
+        assert caught.value.errors()[0]["type"] == "date_out_of_range", bad
+    with pytest.raises(PydanticError):
+        Params.model_validate({"on": "1999-12-31"})
