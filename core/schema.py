@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictInt, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictInt,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from core.money import money_str
 
@@ -18,17 +29,76 @@ MAX_ID = 2**31 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 StrictId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 
+# The business calendar: every date and timestamp that comes in (query or body) lies within
+# it, so time-zone conversions and date arithmetic (+- days, month ends, due dates) can never
+# leave Python's calendar (years 1..9999) and raise OverflowError deep in a handler. A
+# timestamp is bounded by its own wall-clock date (offsets are < 24 h, so its UTC and business
+# time stay far inside). `Day` for dates, `Timestamp` for aware datetimes; `_Input` also
+# checks any plain date/datetime field, so a field declared without them is still bounded.
+DATE_MIN = date(2000, 1, 1)
+DATE_MAX = date(2999, 12, 31)
+_CALENDAR = f"{DATE_MIN.isoformat()} .. {DATE_MAX.isoformat()}"
+
+
+def in_calendar(value: Any) -> Any:
+    """A date/datetime outside DATE_MIN..DATE_MAX is a validation error (400)."""
+    if isinstance(value, date):
+        day = value.date() if isinstance(value, datetime) else value
+        if not DATE_MIN <= day <= DATE_MAX:
+            raise PydanticCustomError(
+                "date_out_of_range",
+                "日期须在 {min} 至 {max} 之间",
+                {"min": DATE_MIN.isoformat(), "max": DATE_MAX.isoformat()},
+            )
+    return value
+
+
+Day = Annotated[date, AfterValidator(in_calendar), Field(description=f"a date within {_CALENDAR}")]
+Timestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(in_calendar),
+    Field(description=f"an ISO 8601 timestamp with its UTC offset, on a date within {_CALENDAR}"),
+]
+
+# Request bodies nest at most this deep (`{"a": [1]}` is 2): legitimate bodies use 3 or 4;
+# deeper ones only serve to exhaust recursion in the parsers and validators.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth_over(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when parsed JSON nests deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 # Money leaves as a string with two places ("1234.50"), never a float.
 Money = Annotated[Decimal, PlainSerializer(money_str, return_type=str, when_used="json")]
 
 
 def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
+    # iterative: a deeply nested value must not exhaust the recursion limit (a 500)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
     return False
 
 
@@ -40,6 +110,13 @@ class _Input(BaseModel):
         # input, so both databases behave alike and no query fails halfway.
         if _has_nul(value):
             raise ValueError("must not contain NUL (U+0000) characters")
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _in_calendar(cls, value: object) -> object:
+        for item in value if isinstance(value, list | tuple | set | frozenset) else (value,):
+            in_calendar(item)
         return value
 
 

@@ -14,7 +14,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from core.errors import ValidationError
-from core.schema import In, Money, Out, Page
+from core.schema import Day, In, Money, Out, Page
 from handlers.actor import Actor
 from handlers.admin_common import (
     NO_CTRL,
@@ -179,8 +179,8 @@ class PriceListIn(In):
     name: Name
     level: Literal[1, 2] | None = None
     region: Region | None = None
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: Day
+    valid_to: Day | None = None
     priority: int = Field(0, ge=-1000, le=1000)
     items: list[PriceItemIn] = Field(min_length=1, max_length=10_000)
 
@@ -196,7 +196,7 @@ class PriceListIn(In):
 
 class PriceListPatch(In):
     name: Name | None = None
-    valid_to: date | None = None
+    valid_to: Day | None = None
     priority: int | None = Field(None, ge=-1000, le=1000)
     items: list[PriceItemIn] | None = Field(None, min_length=1, max_length=10_000)
 
@@ -204,7 +204,7 @@ class PriceListPatch(In):
 class PriceListQuery(ListQuery):
     region: str | None = Field(None, max_length=64)
     level: Literal[1, 2] | None = None
-    on: date | None = Field(None, description="only lists valid on this day")
+    on: Day | None = Field(None, description="only lists valid on this day")
 
 
 class PriceItemOut(Out):
@@ -365,8 +365,8 @@ class PromotionIn(In):
     discount_rate: Rate | None = None
     buy_n: int | None = Field(None, ge=1, le=10_000)
     get_m: int | None = Field(None, ge=1, le=10_000)
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: Day
+    valid_to: Day | None = None
     active: bool = True
 
     @model_validator(mode="after")
@@ -391,7 +391,7 @@ class PromotionPatch(In):
     discount_rate: Rate | None = None
     buy_n: int | None = Field(None, ge=1, le=10_000)
     get_m: int | None = Field(None, ge=1, le=10_000)
-    valid_to: date | None = None
+    valid_to: Day | None = None
     active: bool | None = None
 
 

@@ -13,7 +13,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from core.errors import InvalidState, ValidationError
-from core.schema import Id, In, Money, Out, Page
+from core.schema import Day, Id, In, Money, Out, Page
 from handlers.actor import Actor
 from handlers.admin_common import (
     MULTILINE,
@@ -37,8 +37,8 @@ FIELDS = ["distributor_id", "number", "start_date", "end_date", "target_amount",
 class ContractIn(In):
     distributor_id: Id
     number: Number
-    start_date: date
-    end_date: date
+    start_date: Day
+    end_date: Day
     target_amount: MoneyIn | None = None
     price_policy: Annotated[str, Field(pattern=MULTILINE, max_length=2000)] | None = None
     status: Literal["draft", "active"] = "active"
@@ -52,8 +52,8 @@ class ContractIn(In):
 
 class ContractPatch(In):
     number: Number | None = None
-    start_date: date | None = None
-    end_date: date | None = None
+    start_date: Day | None = None
+    end_date: Day | None = None
     target_amount: MoneyIn | None = None
     price_policy: Annotated[str, Field(pattern=MULTILINE, max_length=2000)] | None = None
     status: Literal["draft", "active"] | None = None
@@ -62,7 +62,7 @@ class ContractPatch(In):
 class ContractQuery(ListQuery):
     distributor_id: Id | None = None
     status: Literal["draft", "active", "expired", "terminated"] | None = None
-    ends_before: date | None = None
+    ends_before: Day | None = None
 
 
 class AdminContractOut(Out):

@@ -44,7 +44,7 @@ from tortoise.transactions import in_transaction
 
 from core.errors import Forbidden, NotFound, ValidationError
 from core.money import money
-from core.schema import MAX_ID, In, Out, Page, PageQuery
+from core.schema import MAX_ID, Day, In, Out, Page, PageQuery
 from handlers.actor import Actor, Role
 from handlers.admin_common import invalid
 from handlers.audit import record, snapshot
@@ -118,8 +118,8 @@ class RuleIn(In):
     tiers: list[TierIn] | None = Field(None, min_length=1, max_length=20)
     scope: ScopeIn | None = None
     period: CommissionPeriod = CommissionPeriod.MONTH
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: Day
+    valid_to: Day | None = None
     priority: int = Field(0, ge=-1000, le=1000)
     active: bool = True
 

@@ -38,7 +38,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, BeforeValidator, Field
+from pydantic import BeforeValidator, Field
 from tortoise.exceptions import IntegrityError
 from tortoise.functions import Sum
 from tortoise.queryset import QuerySet
@@ -48,7 +48,7 @@ from core.clock import BUSINESS_TZ, now, today
 from core.errors import InvalidState, NotFound
 from core.money import ZERO, money
 from core.runtime import runtime
-from core.schema import In, Money, Out, Page, StrictId
+from core.schema import In, Money, Out, Page, StrictId, Timestamp
 from handlers.actor import Actor
 from handlers.audit import record, snapshot
 from handlers.scope import require_distributor_in_scope, scoped
@@ -200,7 +200,7 @@ PositiveMoneyIn = Annotated[Decimal, BeforeValidator(_money_in)]
 class PaymentIn(In):
     distributor_id: StrictId
     amount: PositiveMoneyIn
-    paid_at: AwareDatetime
+    paid_at: Timestamp
     ref: Annotated[str, Field(min_length=1, max_length=64)]
 
 

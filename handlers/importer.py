@@ -17,10 +17,8 @@ Columns (header names are case-insensitive; the Chinese names work too):
 
 from __future__ import annotations
 
-import csv
-import io
+import asyncio
 import secrets
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -38,6 +36,7 @@ from handlers.admin_catalog import Sku, product_values
 from handlers.admin_common import NO_CTRL, MoneyIn, in_regions, require_admin, require_staff
 from handlers.audit import record
 from handlers.auth import refresh_user_scope
+from handlers.sheets import MAX_COLUMNS, csv_rows, xlsx_rows
 from handlers.uscc import is_valid_uscc, normalize_uscc
 from models.base import DistributorStatus, MovementReason, UserRole
 from models.distributor import Distributor
@@ -113,10 +112,12 @@ class Table:
 
 
 def read_table(data: bytes, filename: str | None = None) -> Table:
-    """CSV (UTF-8, with or without BOM, or GB18030 as Excel writes it in China) or XLSX."""
+    """CSV (UTF-8, with or without BOM, or GB18030 as Excel writes it in China) or XLSX, read
+    lazily (handlers/sheets.py bounds memory and columns): reading stops at the row cap.
+    CPU-bound: call it off the event loop (`import_file` does)."""
     if data[:4] == b"PK\x03\x04" or (filename or "").lower().endswith(".xlsx"):
-        return _read_xlsx(data)
-    return _read_csv(data)
+        return _table(xlsx_rows(data))
+    return _table(csv_rows(data))
 
 
 def _header(cells: list[Any]) -> list[str]:
@@ -127,58 +128,27 @@ def _header(cells: list[Any]) -> list[str]:
     return names
 
 
+def _blank(cells: list[Any]) -> bool:
+    return not any(str(c).strip() for c in cells if c is not None)
+
+
 def _table(rows: Iterator[tuple[int, list[Any]]]) -> Table:
-    try:
-        _, first = next(rows)
-    except StopIteration:
-        raise ValidationError("the file is empty (no header row)") from None
+    first = next((cells for _, cells in rows if not _blank(cells)), None)
+    if first is None:
+        raise ValidationError("the file is empty (no header row)")
+    if len(first) > MAX_COLUMNS:
+        raise ValidationError(f"表头超过 {MAX_COLUMNS} 列", {"row": 1, "max_columns": MAX_COLUMNS})
     table = Table(_header(first))
     for number, cells in rows:
-        if not any(str(c).strip() for c in cells if c is not None):
-            continue  # blank line
-        if len(table.rows) >= MAX_ROWS:
-            raise ValidationError(f"too many rows: at most {MAX_ROWS} per import")
+        if _blank(cells):
+            continue
+        if len(table.rows) >= MAX_ROWS:  # while reading: the rest of the file is never read
+            raise ValidationError(f"too many rows: at most {MAX_ROWS} per import", {"max_rows": MAX_ROWS})
         values = {n: _text(cells[i]) if i < len(cells) else None for i, n in enumerate(table.header) if n}
         if len(cells) > len(table.header) and any(str(c).strip() for c in cells[len(table.header) :] if c):
             values["__extra__"] = True
         table.rows.append((number, values))
     return table
-
-
-def _read_csv(data: bytes) -> Table:
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - gb18030 decodes any byte string
-        raise ValidationError("the file is not UTF-8 or GB18030 text")
-    if "\x00" in text:
-        raise ValidationError("the file is not a CSV text file (NUL bytes)")
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""))
-        rows = [(i, row) for i, row in enumerate(reader, start=1)]
-    except csv.Error as exc:
-        raise ValidationError(f"the CSV cannot be parsed: {exc}") from None
-    return _table(iter(rows))
-
-
-def _read_xlsx(data: bytes) -> Table:
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise ValidationError(f"the XLSX file cannot be read: {type(exc).__name__}") from None
-    try:
-        ws = wb.worksheets[0] if wb.worksheets else None
-        if ws is None:
-            raise ValidationError("the XLSX file has no sheet")
-        rows = [(i, list(r)) for i, r in enumerate(ws.iter_rows(values_only=True), start=1)]
-    finally:
-        wb.close()
-    return _table(iter(rows))
 
 
 # --- row models ---------------------------------------------------------------------------------------
@@ -348,11 +318,13 @@ async def import_file(
     require_staff(actor)
     if kind == "products":
         require_admin(actor)
-    table = read_table(data, filename)
+    # parsing and validating are CPU-bound (seconds for 100,000 rows): off the event loop, so
+    # the server keeps answering (health checks, other requests) while a big file is read
+    table = await asyncio.to_thread(read_table, data, filename)
     if not table.rows:
         raise ValidationError("the file has a header but no rows")
     errors = Errors()
-    rows = _validate(kind, table, errors, progress)
+    rows = await asyncio.to_thread(_validate, kind, table, errors, progress)
     report = ImportReport(kind=kind, import_id=secrets.token_hex(6), rows=len(table.rows))
     writer = {"products": _products, "stock": _stock, "distributors": _distributors}[kind]
     try:
@@ -374,14 +346,17 @@ async def _products(
 ) -> None:
     _dupes(rows, lambda r: r.sku, "sku", errors)
     errors.raise_if_any(total)
+    # pinyin of every name: CPU-bound (~0.2 ms a name), so off the event loop as well
+    computed = await asyncio.to_thread(
+        lambda: [product_values(r.sku, r.name, r.category, r.unit, r.spec) for _, r in rows]
+    )
     async with in_transaction():
         existing = {
             p.sku: p for part in _chunks([r.sku for _, r in rows]) for p in await Product.filter(sku__in=part)
         }
         new: list[Product] = []
         changed: list[Product] = []
-        for _, r in rows:
-            values = product_values(r.sku, r.name, r.category, r.unit, r.spec)
+        for (_, r), values in zip(rows, computed, strict=True):
             p = existing.get(r.sku)
             if p is None:
                 new.append(Product(**values))

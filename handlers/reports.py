@@ -36,7 +36,7 @@ from tortoise.expressions import Q, Subquery
 from core.clock import BUSINESS_TZ, now, today
 from core.errors import ValidationError
 from core.money import money
-from core.schema import Id, Out, Query
+from core.schema import Day, Id, Out, Query
 from handlers.actor import Actor, Role
 from handlers.commission_reads import reps_in_scope
 from handlers.finance import receivables_aging
@@ -61,8 +61,8 @@ class ReportQuery(Query):
 
 class SalesQuery(ReportQuery):
     group_by: Literal["distributor", "product", "category", "region", "month"] = "distributor"
-    date_from: date | None = None
-    date_to: date | None = None
+    date_from: Day | None = None
+    date_to: Day | None = None
 
 
 class InventoryQuery(ReportQuery):
@@ -73,7 +73,7 @@ class InventoryQuery(ReportQuery):
 
 
 class ReceivablesQuery(ReportQuery):
-    as_of: date | None = None
+    as_of: Day | None = None
 
 
 class CommissionReportQuery(ReportQuery):

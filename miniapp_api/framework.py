@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
 from core.errors import Forbidden, NotFound, Unauthenticated, ValidationError
-from core.schema import MAX_ID
+from core.schema import MAX_ID, MAX_JSON_DEPTH, json_depth_over
 from handlers.actor import Actor
 
 Authenticator = Callable[[str], Awaitable[Actor]]
@@ -167,6 +167,10 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
             raise ValidationError("body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ValidationError("body must be a JSON object")
+    if json_depth_over(data):  # before validation: deep nesting only serves to exhaust recursion
+        raise ValidationError(
+            f"请求体嵌套过深（最多 {MAX_JSON_DEPTH} 层）", {"field": "body", "max_depth": MAX_JSON_DEPTH}
+        )
     return _parse(model, data, "body")
 
 

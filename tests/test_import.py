@@ -3,18 +3,24 @@ that keep the ledger balanced, 10,000-row files with a progress bar."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import subprocess
 import sys
 import time
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import pytest
 from aiohttp import FormData
 from openpyxl import Workbook
 
+from core.errors import DomainError, ValidationError
+from handlers import importer
 from handlers.stock import verify_ledger
+from miniapp_api.xlsx import XLSX_TYPE
 from models.audit import AuditLog
 from models.base import MovementReason
 from models.distributor import Distributor
@@ -309,3 +315,223 @@ async def test_cli_import_rejects_print_rows_and_exit_1(db, config, tmp_path: Pa
     assert p.returncode == 1
     assert "1 of 2 rows rejected" in p.stderr and "row 3: sku" in p.stderr
     assert not await Product.filter(sku="A-1").exists()
+
+
+# --- hostile workbooks ---------------------------------------------------------------------------------
+
+_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_DOC = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_CT = "http://schemas.openxmlformats.org/package/2006/content-types"
+_SHEET_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+
+
+def _row(number: int, values: list[object], strings: list[str]) -> str:
+    """A sheet row as Excel writes it: texts in the shared-strings table."""
+    cells = []
+    for i, v in enumerate(values):
+        ref = f"{chr(65 + i)}{number}"
+        if isinstance(v, str):
+            strings.append(v)
+            cells.append(f'<c r="{ref}" t="s"><v>{len(strings) - 1}</v></c>')
+        else:
+            cells.append(f'<c r="{ref}"><v>{v}</v></c>')
+    return f'<row r="{number}">{"".join(cells)}</row>'
+
+
+def hand_xlsx(rows: str, strings: list[str], dimension: str = "A1:D2", pad_mb: int = 0) -> bytes:
+    """A workbook zipped by hand (so it can lie): `rows` is the <sheetData> content; `pad_mb`
+    MB of blanks inside the sheet (they deflate ~1000:1)."""
+    sst = "".join(f"<si><t>{s}</t></si>" for s in strings)
+    parts = {
+        "[Content_Types].xml": (
+            f'<Types xmlns="{_CT}"><Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{_SHEET_CT}"/>'
+            '<Override PartName="/xl/sharedStrings.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+            "</Types>"
+        ),
+        "_rels/.rels": (
+            f'<Relationships xmlns="{_RELS}"><Relationship Id="rId1" '
+            f'Type="{_DOC}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+        ),
+        "xl/workbook.xml": (
+            f'<workbook xmlns="{_NS}" xmlns:r="{_DOC}"><sheets>'
+            '<sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>'
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            f'<Relationships xmlns="{_RELS}">'
+            f'<Relationship Id="rId1" Type="{_DOC}/worksheet" Target="worksheets/sheet1.xml"/>'
+            f'<Relationship Id="rId2" Type="{_DOC}/sharedStrings" Target="sharedStrings.xml"/>'
+            "</Relationships>"
+        ),
+        "xl/sharedStrings.xml": f'<sst xmlns="{_NS}" count="{len(strings)}">{sst}</sst>',
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in parts.items():
+            z.writestr(name, text)
+        with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as f:
+            f.write(f'<worksheet xmlns="{_NS}"><dimension ref="{dimension}"/><sheetData>'.encode())
+            blank = b" " * 2**20
+            for _ in range(pad_mb):
+                f.write(blank)
+            f.write(f"{rows}</sheetData></worksheet>".encode())
+    return buf.getvalue()
+
+
+def _products(rows: list[tuple[int, list[object]]]) -> bytes:
+    strings: list[str] = []
+    xml = _row(1, ["sku", "name", "category", "unit"], strings)
+    xml += "".join(_row(n, values, strings) for n, values in rows)
+    return hand_xlsx(xml, strings, dimension="A1:XFD10001")
+
+
+def _measured(fn, *args):  # type: ignore[no-untyped-def]
+    """(result or the exception, seconds, peak traced memory in MB)."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        result = fn(*args)
+    except Exception as exc:
+        result = exc
+    elapsed = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return result, elapsed, peak
+
+
+def test_dimension_bomb_reads_only_the_rows_that_exist() -> None:
+    """The report: a 3 KB workbook with <dimension ref="A1:XFD10001"/> and a row 10001 (read-only
+    openpyxl padded every row between to 16,384 cells: 24 s, +1.2 GB). Now: the two rows."""
+    data = _products([(2, ["B-1", "螺纹钢", "钢", "吨"]), (10001, ["B-2", "盘螺", "钢", "吨"])])
+    assert len(data) < 3000
+    table, elapsed, peak = _measured(importer.read_table, data, "bomb.xlsx")
+    assert isinstance(table, importer.Table), table
+    assert table.header == ["sku", "name", "category", "unit"]
+    assert [(n, r["sku"]) for n, r in table.rows] == [(2, "B-1"), (10001, "B-2")]
+    assert peak < 10 and elapsed < 5, (peak, elapsed)  # (before: >1 GB and ~24 s)
+
+
+def test_wide_rows_and_far_rows_are_bounded() -> None:
+    strings: list[str] = []
+    header = _row(1, ["sku", "name", "category", "unit"], strings)
+    # 200,000 empty (styled) cells after the data: skipped, never held
+    wide = _row(2, ["W-1", "宽", "类", "件"], strings).replace("</row>", '<c s="1"/>' * 200_000 + "</row>")
+    table, _, peak = _measured(importer.read_table, hand_xlsx(header + wide, strings), None)
+    assert isinstance(table, importer.Table), table
+    assert [r["sku"] for _, r in table.rows] == ["W-1"]
+    assert peak < 20, peak
+    # a value right of the column cap, a row beyond Excel's last row: clear errors
+    far_right = _row(2, ["W-1", "宽", "类", "件"], strings).replace("</row>", '<c r="BM2"><v>1</v></c></row>')
+    err, _, _ = _measured(importer.read_table, hand_xlsx(header + far_right, strings), None)
+    assert isinstance(err, ValidationError) and "64" in err.message, err
+    far_down = header + '<row r="1048577"><c r="A1048577"><v>1</v></c></row>'
+    err, _, _ = _measured(importer.read_table, hand_xlsx(far_down, strings), None)
+    assert isinstance(err, ValidationError) and err.status == 400, err
+
+
+def test_row_cap_stops_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the row cap the rest of the file is never read (not read, then counted)."""
+    monkeypatch.setattr(importer, "MAX_ROWS", 100)
+    drawn = 0
+    real = importer.xlsx_rows
+
+    def counting(data: bytes):  # type: ignore[no-untyped-def]
+        nonlocal drawn
+        for row in real(data):
+            drawn += 1
+            yield row
+
+    monkeypatch.setattr(importer, "xlsx_rows", counting)
+    data = _products([(n, [f"C-{n}", "名", "类", "件"]) for n in range(2, 5002)])
+    with pytest.raises(ValidationError, match="too many rows"):
+        importer.read_table(data, None)
+    assert drawn <= 102, drawn
+
+
+async def test_zip_bomb_is_refused_before_inflating(client, db, config, tmp_path: Path) -> None:
+    """A sheet that inflates to 200 MB (from ~200 KB): 413 before anything is inflated, over
+    HTTP and in the CLI; nothing imported."""
+    world = await make_world()
+    strings: list[str] = []
+    rows = _row(1, ["sku", "name", "category", "unit"], strings) + _row(2, ["Z-1", "炸", "类", "件"], strings)
+    data = hand_xlsx(rows, strings, pad_mb=200)
+    assert len(data) < 1_000_000
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    resp = await client.post(f"{URL}/products", data=data, headers=world.headers("", "admin"))
+    elapsed = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    body = await resp.json()
+    assert resp.status == 413, body
+    assert body["error"]["code"] == "payload_too_large" and "XLSX" in body["error"]["message"]
+    assert peak < 30 and elapsed < 10, (peak, elapsed)
+    f = tmp_path / "bomb.xlsx"
+    f.write_bytes(data)
+    p = _cli(config, "products", str(f), "--no-progress")
+    assert p.returncode == 1 and "payload_too_large" in p.stderr, p.stderr
+    assert not await Product.filter(sku="Z-1").exists()
+
+
+async def test_import_runs_off_the_event_loop(client) -> None:
+    """While a 10,000-row workbook (with the dimension bomb) is read and validated, /healthz
+    keeps answering: parsing and validation run in a worker thread."""
+    world = await make_world()
+    data = _products([(n, [f"H-{n:05d}", f"螺纹钢 {n}", "螺纹钢", "吨"]) for n in range(2, 10_002)])
+    headers = {**world.headers("", "admin"), "Content-Type": XLSX_TYPE}
+    started = time.perf_counter()
+    task = asyncio.create_task(client.post(f"{URL}/products", data=data, headers=headers))
+    # the longest stretch without an answered health check (a blocked loop answers none;
+    # timing each request alone would miss a block that falls between two of them)
+    worst, polls, last = 0.0, 0, time.perf_counter()
+    while not task.done():
+        async with client.get("/healthz") as health:
+            assert health.status == 200
+        now = time.perf_counter()
+        worst, last = max(worst, now - last), now
+        polls += 1
+        await asyncio.sleep(0.02)
+    resp = await task
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["created"] == 10_000
+    total = time.perf_counter() - started
+    # before: one stretch of ~24 s, nearly the whole import; now well under a second when the
+    # machine is idle (bounds leave room for a loaded CI machine)
+    assert polls >= 3 and worst < 5.0 and worst < total / 3, (polls, worst, total)
+
+
+def test_xlsx_cell_kinds_and_a_shared_strings_bomb() -> None:
+    """Rich text (phonetic runs left out), inline strings, booleans, cached formula results,
+    whole and decimal numbers; a shared-strings table over its cap is a 413 before reading."""
+    from handlers.sheets import XLSX_MAX_STRINGS, xlsx_rows
+
+    strings = ["sku", "<r><t>螺纹</t></r><r><t>钢</t></r><rPh><t>luowen</t></rPh>"]
+    row = (
+        '<row r="1"><c r="A1" t="s"><v>0</v></c></row>'
+        '<row r="3"><c r="A3" t="s"><v>1</v></c><c r="B3" t="inlineStr"><is><t>内联</t></is></c>'
+        '<c r="C3" t="b"><v>1</v></c><c r="D3" t="str"><f>A1&amp;"x"</f><v>skux</v></c>'
+        '<c r="E3"><v>10001</v></c><c r="F3"><v>2.5</v></c></row>'
+    )
+    data = hand_xlsx(row, [])
+    sst = "".join(f"<si>{s if s.startswith('<') else f'<t>{s}</t>'}</si>" for s in strings)  # raw
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(buf, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "xl/sharedStrings.xml":
+                body = f'<sst xmlns="{_NS}">{sst}</sst>'.encode()
+            dst.writestr(info.filename, body)
+    assert list(xlsx_rows(buf.getvalue())) == [
+        (1, ["sku"]),
+        (3, ["螺纹钢", "内联", True, "skux", 10001, 2.5]),
+    ]
+    big = hand_xlsx(row, ["x" * 1000] * (XLSX_MAX_STRINGS // 1000 + 1))
+    with pytest.raises(DomainError) as caught:
+        list(xlsx_rows(big))
+    assert caught.value.status == 413 and caught.value.code == "payload_too_large"

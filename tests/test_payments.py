@@ -161,3 +161,33 @@ async def test_aging_buckets_settle_oldest_first(client) -> None:
         occurred_at=day(0),
     )
     assert [r.distributor_id for r in await receivables_aging(as_of=today_)] == [d.id]
+
+
+async def test_paid_at_at_the_edges_of_the_calendar_is_400(client) -> None:
+    """Timestamps are bounded at parse time (core.schema.Timestamp): a paid_at whose UTC or
+    business-time conversion, or due-date arithmetic, would leave Python's calendar is a 400
+    naming the field, never a 500."""
+    d = await make_distributor()
+    admin = await _h(UserRole.ADMIN)
+    before = await world_state()
+    for i, paid_at in enumerate(
+        [
+            "0001-01-01T00:00:00+14:00",
+            "0001-01-01T00:00:00+00:00",
+            "0001-01-01T07:59:59+08:00",
+            "9999-12-31T23:59:59-12:00",
+            "9999-12-31T23:59:59+00:00",
+            "1899-12-31T23:59:59Z",
+            "3000-01-01T00:00:00+08:00",
+        ]
+    ):
+        body = {"distributor_id": d.id, "amount": "10", "paid_at": paid_at, "ref": f"EDGE-{i}"}
+        status, data = await _pay(client, admin, body)
+        assert status == 400, (paid_at, status, data)
+        assert "paid_at" in [f["field"] for f in data["error"]["details"]["fields"]], data
+    assert await Payment.all().count() == 0 and await world_state() == before
+    # the first and last instants of the business calendar are fine
+    for i, paid_at in enumerate(["2000-01-01T00:00:00+08:00", "2999-12-31T23:59:59+08:00"]):
+        body = {"distributor_id": d.id, "amount": "10", "paid_at": paid_at, "ref": f"OK-{i}"}
+        status, data = await _pay(client, admin, body)
+        assert status == 201, (paid_at, data)

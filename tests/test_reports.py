@@ -237,3 +237,31 @@ async def test_commissions_report_and_dashboard(client) -> None:
     assert page.count("<svg") == 3 and "应收账龄" in page
     async with client.get("/api/v1/reports/dashboard", headers=w.headers("east", "sales")) as resp:
         assert resp.status == 403
+
+
+async def test_reports_with_dates_at_the_edges_of_the_calendar_are_400(client) -> None:
+    """Dates are bounded at parse time (core.schema.Day): ranges reaching 0001-01-01 or
+    9999-12-31 would overflow in the time-zone conversion or the +1 day; a 400 naming the
+    field, never a 500."""
+    w = await make_world()
+    admin = w.headers("", "admin")
+    for path, params, field in (
+        ("sales", {"date_from": "0001-01-01", "date_to": "0001-01-02"}, "date_from"),
+        ("sales", {"date_from": "9999-12-30", "date_to": "9999-12-31"}, "date_to"),
+        ("sales", {"date_to": "0001-01-01"}, "date_to"),
+        ("sales", {"date_from": "1999-12-31", "date_to": "2000-01-01"}, "date_from"),
+        ("receivables", {"as_of": "9999-12-31"}, "as_of"),
+        ("receivables", {"as_of": "0001-01-01"}, "as_of"),
+    ):
+        for fmt in ("json", "xlsx"):
+            async with client.get(
+                f"/api/v1/reports/{path}", params={**params, "format": fmt}, headers=admin
+            ) as resp:
+                body = await resp.json()
+                assert resp.status == 400, (path, params, resp.status, body)
+                assert body["error"]["code"] == "validation_error"
+                assert field in [f["field"] for f in body["error"]["details"]["fields"]], body
+    # the edges of the business calendar themselves work
+    await _get(client, "sales", admin, date_from="2000-01-01", date_to="2000-01-31")
+    await _get(client, "sales", admin, date_from="2999-12-01", date_to="2999-12-31")
+    await _get(client, "receivables", admin, as_of="2999-12-31")
