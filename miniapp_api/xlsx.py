@@ -9,13 +9,16 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+# openpyxl is imported where a workbook is written: most processes never write one, and it
+# would cost every process memory at start (tests/test_startup.py).
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _cell(value: Any) -> Any:
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     if isinstance(value, str):
         return ILLEGAL_CHARACTERS_RE.sub("", value)  # control characters would make openpyxl raise
     if isinstance(value, Decimal):
@@ -33,6 +36,8 @@ def rows_to_xlsx(
     rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, title: str = "data"
 ) -> bytes:
     """One header row, then one row per item. Money stays exact (the JSON's strings)."""
+    from openpyxl import Workbook
+
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=title[:31] or "data")
     cols = list(columns or (rows[0].keys() if rows else []))
