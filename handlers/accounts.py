@@ -8,7 +8,6 @@ provider raises DomainErrors for platform refusals (bad code 400, quota 429, hig
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +23,7 @@ from core.schema import In, Out
 from handlers.actor import Actor
 from handlers.auth import build_actor, issue_token, revoke_token, revoke_user_tokens
 from handlers.identity import bind_identity, user_for_identity
-from handlers.passwords import verify_password
+from handlers.passwords import check_password
 from handlers.throttle import HOUR, address_key, count_attempt, refund, throttle
 from models.base import UserStatus
 from models.user import Identity, SalesAssignment, User
@@ -202,7 +201,7 @@ async def password_login(username: str, password: str, client_ip: str) -> LoginO
     attempt = await kv.incr(key, ttl=lock_s)
     if attempt > limit:
         raise RateLimited("too many failed logins; try later", await kv.ttl(key) or lock_s)
-    ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
+    ok, upgraded = await check_password(user.password_hash if user else None, password)
     if not ok:
         if user is not None:
             fields: dict[str, object] = {"failed_logins": F("failed_logins") + 1}
@@ -214,6 +213,8 @@ async def password_login(username: str, password: str, client_ip: str) -> LoginO
     await kv.delete(key, ip_key)
     if user.failed_logins or user.locked_until:
         await User.filter(id=user.id).update(failed_logins=0, locked_until=None)
+    if upgraded is not None:  # only if the password did not change meanwhile
+        await User.filter(id=user.id, password_hash=user.password_hash).update(password_hash=upgraded)
     return await _session(user)
 
 

@@ -31,6 +31,7 @@ from handlers.admin_common import (
     require_region,
 )
 from handlers.audit import record, snapshot
+from handlers.product_match import catalogue_changed
 from handlers.text import pinyin_of
 from models.base import ProductStatus, PromotionKind
 from models.product import PriceList, PriceListItem, Product, Promotion
@@ -120,6 +121,7 @@ async def create_product(actor: Actor, data: ProductIn) -> AdminProductOut:
             await record(actor, "product.create", "product", p.id, after=snapshot(p, PRODUCT_FIELDS))
     except IntegrityError:
         raise duplicate("sku", data.sku) from None
+    await catalogue_changed()  # committed (the save signal fired inside the transaction)
     return product_out(p)
 
 
@@ -164,6 +166,7 @@ async def update_product(actor: Actor, product_id: int, data: ProductPatch) -> A
         await record(
             actor, "product.update", "product", p.id, before=before, after=snapshot(p, PRODUCT_FIELDS)
         )
+    await catalogue_changed()  # committed (the save signal fired inside the transaction)
     return product_out(p)
 
 

@@ -11,7 +11,6 @@ its cached scope."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -38,7 +37,7 @@ from handlers.admin_common import (
 from handlers.audit import record, snapshot
 from handlers.auth import refresh_user_scope, revoke_user_tokens, user_scope
 from handlers.identity import issue_invite_code
-from handlers.passwords import hash_password
+from handlers.passwords import hash_password_async
 from models.base import UserRole, UserStatus
 from models.distributor import Distributor
 from models.user import SalesAssignment, User
@@ -167,7 +166,7 @@ async def create_user(actor: Actor, data: UserIn) -> UserOut:
         raise ValidationError("distributor_id: required for role distributor", {"field": "distributor_id"})
     if data.password and not data.username:
         raise ValidationError("username: required with a password", {"field": "username"})
-    pw_hash = await asyncio.to_thread(hash_password, data.password) if data.password else None
+    pw_hash = await hash_password_async(data.password) if data.password else None
     try:
         async with in_transaction():
             user = await User.create(
@@ -211,7 +210,7 @@ async def update_user(actor: Actor, user_id: int, data: UserPatch) -> UserOut:
     await _check_role_fields(actor, str(user.role), changes)
     if "password" in changes and not (changes.get("username") or user.username):
         raise ValidationError("username: required with a password", {"field": "username"})
-    pw_hash = await asyncio.to_thread(hash_password, changes["password"]) if changes.get("password") else None
+    pw_hash = await hash_password_async(changes["password"]) if changes.get("password") else None
     scope_changed = bool({"distributor_id", "distributor_ids", "regions"} & changes.keys())
     try:
         async with in_transaction():

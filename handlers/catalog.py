@@ -1,7 +1,8 @@
 """Catalog: products with the caller's own price and what it can order now.
 
-``q`` matches, case- and width-insensitively, the name, the full pinyin, the pinyin initials
-or the SKU code (螺纹, luowen, lwg, LWG-003 all find 螺纹钢). ``category`` filters exactly.
+``q`` goes through the chat's product matcher (`handlers.product_match`): name, full pinyin,
+pinyin initials, SKU code, numbers exactly, homophone typos (螺纹, luowen, lwg12, LWG-003,
+罗纹钢 all find 螺纹钢), best match first. ``category`` filters exactly.
 Non-staff callers see active products only; staff also see inactive ones (with ``status``).
 
 ``price`` is the unit price after promotions for the price context of `handlers.pricing`
@@ -16,14 +17,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tortoise.expressions import Q
-
 from core.errors import NotFound
 from core.schema import Money, Out, Page
 from handlers.actor import Actor
 from handlers.pricing import PriceContext, Quote, context_for, quotes
+from handlers.product_match import search_ids
 from handlers.stock import available_by_product, order_warehouses
-from handlers.text import fold
 from models.base import ProductStatus
 from models.distributor import Distributor
 from models.product import Product
@@ -47,15 +46,6 @@ class ProductOut(Out):
     list_price: Money | None
     promotion: ProductPromotion | None
     available: int
-
-
-def _search(q: str) -> Q:
-    raw = q.strip()
-    folded = fold(raw)
-    cond = Q(name__icontains=raw) | Q(sku__icontains=raw)
-    if folded:
-        cond |= Q(pinyin__contains=folded) | Q(initials__contains=folded) | Q(sku__icontains=folded)
-    return cond
 
 
 async def _rows(products: list[Product], ctx: PriceContext) -> list[ProductOut]:
@@ -94,9 +84,14 @@ async def list_products(
     page_size: int = 20,
 ) -> Page[ProductOut]:
     ctx = await context_for(actor, distributor_id)
+    if q and q.strip():  # ranked by the matcher: its order, its total
+        only = category.strip() if category else None
+        ids = await search_ids(q, include_inactive=actor.is_staff, category=only)
+        window = ids[(page - 1) * page_size : page * page_size]
+        found = {p.id: p for p in await Product.filter(id__in=window)}
+        items = await _rows([found[i] for i in window if i in found], ctx)
+        return Page[ProductOut](items=items, total=len(ids), page=page, page_size=page_size)
     qs = Product.all() if actor.is_staff else Product.filter(status=ProductStatus.ACTIVE)
-    if q and q.strip():
-        qs = qs.filter(_search(q))
     if category:
         qs = qs.filter(category=category.strip())
     total = await qs.count()

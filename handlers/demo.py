@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 from core.clock import today
 from core.money import money
 from handlers.passwords import hash_password
+from handlers.product_match import catalogue_changed
 from handlers.text import pinyin_of
 from handlers.uscc import make_uscc
 from models.base import (
@@ -254,6 +255,7 @@ async def seed_demo() -> dict[str, int]:
         await _promotions(products)
         await _contracts(distributors)
         await _orders(distributors, products, warehouses, users)
+    await catalogue_changed()  # committed: the chat's product index rebuilds
     return {
         "users": await User.all().count(),
         "products": await Product.all().count(),

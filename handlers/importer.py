@@ -36,6 +36,7 @@ from handlers.admin_catalog import Sku, product_values
 from handlers.admin_common import NO_CTRL, MoneyIn, in_regions, require_admin, require_staff
 from handlers.audit import record
 from handlers.auth import refresh_user_scope
+from handlers.product_match import catalogue_changed
 from handlers.sheets import MAX_COLUMNS, csv_rows, xlsx_rows
 from handlers.uscc import is_valid_uscc, normalize_uscc
 from models.base import DistributorStatus, MovementReason, UserRole
@@ -333,6 +334,8 @@ async def import_file(
         raise InvalidState(
             "the data changed during the import (a duplicate appeared); nothing imported"
         ) from None
+    if kind == "products":  # bulk writes send no save signals
+        await catalogue_changed()
     return report
 
 

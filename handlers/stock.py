@@ -20,6 +20,7 @@ warehouses plus the warehouses owned by distributors in their scope.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -124,8 +125,8 @@ def _stock_sql(
         owned = p.any_int('w."distributor_id"', sorted(actor.distributor_ids or ()))
         visible = f'w."active" AND (w."distributor_id" IS NULL OR {owned})'
     where = ""
-    if sku and sku.strip():
-        where += f' AND p."sku" = {p(sku.strip())}'
+    if sku and sku.strip():  # SKU codes are typed in any case and width (lwg-012, ＬＷＧ－０１２)
+        where += f' AND LOWER(p."sku") = {p(unicodedata.normalize("NFKC", sku).strip().lower())}'
     if warehouse_id is not None:
         where += f' AND s."warehouse_id" = {p(warehouse_id)}'
     sql = STOCK_PAGE_SQL.format(visible=visible, where=where, limit=p(limit), offset=p(offset))

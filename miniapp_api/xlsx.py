@@ -10,8 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+# openpyxl is imported where a workbook is written: most processes never write one, and it
+# would cost every process memory at start (tests/test_startup.py).
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -24,6 +25,8 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")  # "-12.5
 
 
 def _text(value: str) -> str:
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     value = ILLEGAL_CHARACTERS_RE.sub("", value)  # control characters would make openpyxl raise
     if value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
         return "'" + value
@@ -49,6 +52,8 @@ def rows_to_xlsx(
 ) -> bytes:
     """One header row, then one row per item. Money stays exact (the JSON's strings); no cell
     is ever a formula (every text goes through `_text`)."""
+    from openpyxl import Workbook
+
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=title[:31] or "data")
     cols = list(columns or (rows[0].keys() if rows else []))

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.clock import today
 from models.base import ProductStatus, PromotionKind, UserRole
-from models.product import Promotion
+from models.product import Product, Promotion
 from models.user import SalesAssignment
 from tests.factories import (
     auth,
@@ -55,6 +55,33 @@ async def test_search_by_name_pinyin_initials_and_sku(client) -> None:
         status, body = await _get(client, f"/products?q={q}", h)
         assert status == 200, body
         assert {p["id"] for p in body["items"]} == expected, q
+
+
+async def test_search_uses_the_chat_matcher_best_first(client) -> None:
+    """Numbers, initials with numbers and homophone typos find what chat finds, best first."""
+    rebar12 = await make_product(name="螺纹钢 HRB400E Φ12", sku="LWG-012", category="螺纹钢")
+    rebar16 = await make_product(name="螺纹钢 HRB400E Φ16", sku="LWG-016", category="螺纹钢")
+    await make_product(name="热镀锌钢管 DN20", sku="DXG-002", category="镀锌管")
+    admin = await _headers(UserRole.ADMIN)
+    for q in ("螺纹钢12", "lwg12", "螺纹钢Φ12", "luowengang12"):
+        status, body = await _get(client, f"/products?q={q}", admin)
+        assert status == 200 and [p["id"] for p in body["items"]] == [rebar12.id], q
+    _, body = await _get(client, "/products?q=罗纹钢", admin)
+    assert {p["id"] for p in body["items"]} == {rebar12.id, rebar16.id} and body["total"] == 2
+    # Paging walks the ranked list; the total is the number of matches.
+    _, first = await _get(client, "/products?q=螺纹钢&page_size=1", admin)
+    _, second = await _get(client, "/products?q=螺纹钢&page_size=1&page=2", admin)
+    assert first["total"] == second["total"] == 2
+    assert {first["items"][0]["id"], second["items"][0]["id"]} == {rebar12.id, rebar16.id}
+    # Scope is unchanged: inactive products only for staff; the category still filters.
+    from handlers.product_match import catalogue_changed
+
+    await Product.filter(id=rebar16.id).update(status=ProductStatus.INACTIVE)
+    await catalogue_changed()  # a queryset update bypasses the save signal
+    dist = await _headers(UserRole.DISTRIBUTOR, distributor=await make_distributor())
+    assert [p["id"] for p in (await _get(client, "/products?q=螺纹钢", dist))[1]["items"]] == [rebar12.id]
+    assert (await _get(client, "/products?q=螺纹钢", admin))[1]["total"] == 2
+    assert (await _get(client, "/products?q=钢&category=镀锌管", admin))[1]["total"] == 1
 
 
 async def test_category_filter_and_pagination(client) -> None:

@@ -79,6 +79,20 @@ async def test_import_products_csv_creates_then_upserts(client) -> None:
     assert log is not None and log.actor_id == world.admin.id  # type: ignore[attr-defined]
 
 
+async def test_imported_products_reach_the_chat_matcher_at_once(client) -> None:
+    """Bulk writes send no save signals: the import itself tells the matcher's index."""
+    from handlers.product_match import match_products
+
+    world = await make_world()
+    h = world.headers("", "admin")
+    await post(client, "products", csv_bytes("sku,name,category,unit", ["P-1,盘螺 Φ8,盘螺,吨"]), h)
+    assert (await match_products("盘螺8")).best is not None
+    await post(client, "products", csv_bytes("sku,name,category,unit", ["P-1,盘圆 Φ8,盘圆,吨"]), h)
+    assert [h.name for h in (await match_products("盘螺8")).hits] in ([], ["盘圆 Φ8"])
+    result = await match_products("盘圆8")
+    assert result.best is not None and result.best.name == "盘圆 Φ8"
+
+
 async def test_import_products_xlsx_multipart(client) -> None:
     world = await make_world()
     data = xlsx_bytes([["SKU", "Name", "Category", "Unit", "Spec"], [10001, "角钢", "角钢", "吨", "40×4"]])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from handlers.demo import CATALOGUE
-from handlers.product_match import CatalogItem, match_products, rank
+from handlers.product_match import CatalogIndex, CatalogItem, match_products, rank
 from handlers.text import pinyin_of
 from models.base import ProductStatus
 from tests.factories import make_product
@@ -84,3 +88,71 @@ async def test_match_products_reads_only_active_products(db) -> None:
     )
     result = await match_products("石膏板 防潮")
     assert result.best is not None and result.best.id == on.id
+
+
+# --- the index: the same answers, a cost that follows the matches ------------------------------
+
+TYPED = [
+    "螺纹钢Φ12", "螺纹钢 12", "lwg12", "lw12", "罗纹钢12", "罗纹钢", "luowengang", "luowengan", "shuini",
+    "水泥 散装", "gang", "钢管", "管", "石膏板 防水 12", "ppr", "dn50", "rzgzg", "haiLuo", "热轧", "钢",
+    "16", "Φ", "xx", "天气", "",
+]  # fmt: skip
+
+
+def _derived(items: list[CatalogItem]) -> list[str]:
+    """Queries people type about these items: names, parts of names, pinyin with a typo, SKUs."""
+    out: list[str] = []
+    for it in items:
+        n, py = it.name, it.pinyin
+        out += [n, it.sku.lower(), n[:2], n[1:4], n[:3] + n[-2:], py[:7], py[2:9], it.initials[:3]]
+        out += [py[:4] + "x" + py[5:9], n.replace(n[1], "钢", 1)]
+    return out
+
+
+def big_catalogue(n: int) -> list[CatalogItem]:
+    out: list[CatalogItem] = []
+    while len(out) < n:
+        k = len(out) // len(CAT)
+        for it in CAT[: n - len(out)]:
+            out.append(
+                CatalogItem(len(out) + 1, f"{it.sku}-{k}", f"{it.name} {k}", f"{it.pinyin}{k}",
+                            f"{it.initials}{k}", it.category, it.unit)
+            )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("size", [len(CAT), 1000])
+def test_the_index_answers_exactly_like_scoring_every_item(size: int) -> None:
+    items = CAT if size == len(CAT) else big_catalogue(size)
+    index = CatalogIndex(items, [True] * len(items))
+    for query in TYPED + _derived(items[:: max(1, len(items) // 25)]):
+        assert index.rank(query, limit=10_000) == rank(query, items, limit=10_000), query
+
+
+def test_a_10k_catalogue_answers_in_milliseconds() -> None:
+    items = big_catalogue(10_000)
+    index = CatalogIndex(items, [True] * len(items))
+    for query in ("螺纹钢Φ12", "水泥 散装", "lwg16", "罗纹钢12", "石膏板 防水 12", "ppr 25"):
+        best = min(_timed(lambda q=query: index.rank(q)) for _ in range(3))
+        assert best < 0.03, (query, best)  # scoring all 10k items in Python took 50-100 ms
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+async def test_one_rebuild_for_many_concurrent_messages_after_a_change(db) -> None:
+    from handlers import product_match
+
+    await make_product(name="纸面石膏板 9.5mm 防潮", sku="SGB-901", category="石膏板", unit="张")
+    assert (await match_products("石膏板")).total == 1
+    built = product_match._cache.rebuilds
+    for _ in range(3):  # no change, no rebuild, no catalogue read
+        await match_products("石膏板")
+    assert product_match._cache.rebuilds == built
+    new = await make_product(name="纸面石膏板 12mm 防潮", sku="SGB-902", category="石膏板", unit="张")
+    results = await asyncio.gather(*(match_products("石膏板 12") for _ in range(20)))
+    assert product_match._cache.rebuilds == built + 1
+    assert all(r.best is not None and r.best.id == new.id for r in results)

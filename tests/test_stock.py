@@ -79,6 +79,18 @@ async def test_stock_rows_visible_per_scope(client) -> None:
     assert (await _stock(client, parent_h, f"?warehouse_id={closed.id}"))[0] == 404
 
 
+async def test_stock_sku_filter_ignores_case_and_width(client) -> None:
+    p = await make_product(sku="LWG-012")
+    other = await make_product(sku="LWG-0120")
+    wh = await make_warehouse()
+    await make_stock(wh, p, on_hand=5)
+    await make_stock(wh, other, on_hand=7)
+    h = await _h(UserRole.ADMIN)
+    for sku in ("LWG-012", "lwg-012", " Lwg-012 ", "ＬＷＧ－０１２"):
+        status, body = await _stock(client, h, f"?sku={sku}")
+        assert status == 200 and [r["product_id"] for r in body["items"]] == [p.id], sku
+
+
 async def test_stock_pagination(client) -> None:
     wh = await make_warehouse()
     for _ in range(5):
