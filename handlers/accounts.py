@@ -9,6 +9,7 @@ provider raises DomainErrors for platform refusals (bad code 400, quota 429, hig
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from tortoise.expressions import F
 
 from core.clock import now
 from core.errors import DomainError, RateLimited, Unauthenticated, ValidationError
+from core.kv import KVUnavailable
 from core.runtime import runtime
 from core.schema import In, Out
 from handlers.actor import Actor
@@ -174,9 +176,15 @@ async def password_login(username: str, password: str) -> LoginOut:
     user = await User.get_or_none(username=username)
     if user is not None and user.locked_until is not None and user.locked_until > now():
         raise RateLimited("too many failed logins; try later", (user.locked_until - now()).total_seconds())
-    attempt = await kv.incr(key, ttl=lock_s)
-    if attempt > limit:
-        raise RateLimited("too many failed logins; try later", await kv.ttl(key) or lock_s)
+    try:
+        attempt = await kv.incr(key, ttl=lock_s)
+        if attempt > limit:
+            raise RateLimited("too many failed logins; try later", await kv.ttl(key) or lock_s)
+    except KVUnavailable:
+        if not kv.may_fail_open():
+            raise
+        # kv down (for a bounded time): the user's own counter in the database still locks
+        attempt = (user.failed_logins + 1) if user is not None else 1
     ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
     if not ok:
         if user is not None:
@@ -186,7 +194,8 @@ async def password_login(username: str, password: str) -> LoginOut:
             await User.filter(id=user.id).update(**fields)
         raise Unauthenticated("wrong username or password")
     assert user is not None
-    await kv.delete(key)
+    with contextlib.suppress(KVUnavailable):
+        await kv.delete(key)
     if user.failed_logins or user.locked_until:
         await User.filter(id=user.id).update(failed_logins=0, locked_until=None)
     return await _session(user)
