@@ -102,6 +102,17 @@ class KV(ABC):
         self.namespace = namespace
         self.outage = Outage("kv")
         self.rate_fail_open_s = DEFAULT_RATE_FAIL_OPEN_S
+        self._local: KV | None = None
+
+    @property
+    def local(self) -> KV:
+        """An in-process store for best-effort fallbacks while this one is down (chat dedupe
+        and sender locks then hold within this instance only)."""
+        if self._local is None:
+            from core.kv_memory import MemoryKV
+
+            self._local = MemoryKV(self.namespace)
+        return self._local
 
     def full_key(self, key: str) -> str:
         return f"{self.namespace}:{key}"

@@ -378,3 +378,35 @@ async def test_order_answers_201_when_the_hint_cannot_be_written(client) -> None
     assert first.status == 201, await first.text()
     again = await client.post(f"{API}/orders", json=line, headers=h)  # the database decides
     assert again.status == 201 and await again.json() == await first.json()
+
+
+# --- 5. chat with Redis down: stateless intents work; conversation state says it is away ------
+
+
+async def test_chat_with_redis_down_answers_and_says_what_is_unavailable(  # type: ignore[no-untyped-def]
+    config, redis_proxy, aiohttp_client, monkeypatch
+) -> None:
+    from tests.factories import make_world
+    from tests.test_bot_intents import catalogue
+    from tests import factories
+    from tests.test_bot_support import Chat, bot_overrides, cached_hash
+
+    monkeypatch.setattr(factories, "hash_password", cached_hash)
+
+    cfg = config.with_overrides({**bot_overrides(), "kv": {"url": _via(REDIS_URL, redis_proxy.port)}})
+    cli = await aiohttp_client(create_app(cfg, scheduler=False))
+    world = await make_world()
+    await catalogue(world)
+    chat = Chat(cli)
+    await chat.bind("o_rep", world.east.rep)
+    await redis_proxy.down()
+    with structlog.testing.capture_logs() as logs:
+        assert "可用库存 40吨" in await chat.say("o_rep", "查库存 盘螺Φ8")  # needs no state
+        listing = await chat.say("o_rep", "盘螺还有货吗")  # a numbered pick needs state
+        assert "缓存服务暂时不可用" in listing and "查库存" in listing, listing
+        req = chat.sim.text("o_rep", "查库存 海螺水泥")
+        first = await chat.send(req)
+        assert first is not None and "海螺水泥" in first
+        assert await chat.send(req) == first  # a redelivery is answered from the (local) dedupe
+    events = [e["event"] for e in logs]
+    assert "bot_intent_failed" not in events and "bot_dispatch_failed" not in events, events
