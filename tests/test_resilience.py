@@ -386,9 +386,9 @@ async def test_order_answers_201_when_the_hint_cannot_be_written(client) -> None
 async def test_chat_with_redis_down_answers_and_says_what_is_unavailable(  # type: ignore[no-untyped-def]
     config, redis_proxy, aiohttp_client, monkeypatch
 ) -> None:
+    from tests import factories
     from tests.factories import make_world
     from tests.test_bot_intents import catalogue
-    from tests import factories
     from tests.test_bot_support import Chat, bot_overrides, cached_hash
 
     monkeypatch.setattr(factories, "hash_password", cached_hash)
