@@ -81,6 +81,9 @@ def is_db_outage(exc: BaseException) -> bool:
         asyncpg.AdminShutdownError,
         asyncpg.CannotConnectNowError,
         asyncpg.TooManyConnectionsError,
+        # "cannot switch to state N; another operation is in progress": a connection whose
+        # server went away mid-operation (seen by `make faults` while PostgreSQL restarts)
+        asyncpg.InternalClientError,
         DBConnectionError,
     )
     for e in _chain(exc):
