@@ -410,3 +410,33 @@ async def test_chat_with_redis_down_answers_and_says_what_is_unavailable(  # typ
         assert await chat.send(req) == first  # a redelivery is answered from the (local) dedupe
     events = [e["event"] for e in logs]
     assert "bot_intent_failed" not in events and "bot_dispatch_failed" not in events, events
+
+
+def test_which_errors_are_outages() -> None:
+    """503 for a dependency that is down or too slow; a bug (or a platform) stays what it is."""
+    import sqlite3
+
+    import aiohttp
+    import asyncpg
+    from tortoise.exceptions import IntegrityError, OperationalError
+
+    from core.outage import is_db_outage
+
+    def wrapped(inner: BaseException) -> BaseException:
+        outer = OperationalError(inner)
+        outer.__cause__ = inner
+        return outer
+
+    # found by `make faults`: a connection whose server restarted mid-operation
+    assert is_db_outage(
+        asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress")
+    )
+    assert is_db_outage(ConnectionRefusedError(111, "Connect call failed"))
+    assert is_db_outage(asyncpg.QueryCanceledError("canceling statement due to statement timeout"))
+    assert is_db_outage(TimeoutError())
+    assert is_db_outage(wrapped(sqlite3.OperationalError("database or disk is full")))
+    assert is_db_outage(wrapped(sqlite3.OperationalError("attempt to write a readonly database")))
+    assert not is_db_outage(wrapped(sqlite3.OperationalError("no such table: x")))
+    assert not is_db_outage(IntegrityError("duplicate key"))
+    assert not is_db_outage(ValueError("bug"))
+    assert not is_db_outage(aiohttp.ServerDisconnectedError())  # a platform, not the database
