@@ -7,7 +7,7 @@ QUDAO_TEST_PG    ?= postgres://postgres@127.0.0.1:5432/test
 QUDAO_TEST_REDIS ?= redis://127.0.0.1:6379/0
 export QUDAO_TEST_PG QUDAO_TEST_REDIS
 
-.PHONY: run install test test-embedded test-server lint migrations bench clean
+.PHONY: run install test test-embedded test-server lint migrations bench faults clean
 
 $(BIN)/qudao: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -52,6 +52,11 @@ migrations: install
 
 bench: install
 	$(PY) -m bench
+
+## make faults: kill -9, PostgreSQL/Redis stop, freeze and restart against throw-away servers
+## on free ports (needs initdb/postgres and redis-server); exit 1 on an invariant violation
+faults: install
+	$(PY) -m bench.faults
 
 clean:
 	rm -rf $(VENV) data/*.sqlite3*

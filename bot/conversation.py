@@ -7,9 +7,13 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.kv import KV
+from core.kv import KV, KVUnavailable
 
 STATE_TTL_S = 600.0  # 10 minutes of silence ends a conversation
+UNAVAILABLE_TEXT = (
+    "缓存服务暂时不可用，需要多步对话的操作（选择编号、下单确认等）暂时无法继续，请稍后再试；"
+    "单条指令（如“查库存 商品全名”）仍可使用。"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +31,11 @@ class Conversation:
         self.key = f"chat:conv:{channel}:{sender}"
 
     async def get(self) -> State | None:
-        data = await self._kv.get_json(self.key)
+        """The current step; None also while the kv store is down (state lives only there)."""
+        try:
+            data = await self._kv.get_json(self.key)
+        except KVUnavailable:
+            return None
         if not isinstance(data, dict) or "kind" not in data:
             return None
         return State(kind=data["kind"], conv_id=data.get("conv_id", ""), data=data.get("data") or {})
@@ -38,8 +46,15 @@ class Conversation:
         """Store the next step; a new conversation id unless one is carried over."""
         state = State(kind=kind, conv_id=conv_id or secrets.token_hex(8), data=data or {})
         body = {"kind": state.kind, "conv_id": state.conv_id, "data": state.data}
-        await self._kv.set_json(self.key, body, ttl=STATE_TTL_S)
+        try:
+            await self._kv.set_json(self.key, body, ttl=STATE_TTL_S)
+        except KVUnavailable:
+            # the one thing that truly needs the shared store: say so, clearly
+            raise KVUnavailable(UNAVAILABLE_TEXT) from None
         return state
 
     async def clear(self) -> None:
-        await self._kv.delete(self.key)
+        try:
+            await self._kv.delete(self.key)
+        except KVUnavailable:
+            pass  # it expires by itself (STATE_TTL_S)

@@ -27,7 +27,7 @@ from typing import Any
 
 from bot.dispatcher import Dispatcher
 from bot.message import ACK, Message, Reply
-from core.kv import KV
+from core.kv import KV, KVUnavailable
 from core.logging import get_logger
 from core.runtime import runtime
 
@@ -88,10 +88,17 @@ class Delivery:
     async def deliver(self, message: Message, push: PushFn) -> Reply:
         kv = runtime().kv
         key = dedupe_kv_key(message)
-        if not await kv.set_json(key, {"state": "processing"}, ttl=DEDUPE_TTL_S, nx=True):
+        try:
+            fresh = await kv.set_json(key, {"state": "processing"}, ttl=DEDUPE_TTL_S, nx=True)
+        except KVUnavailable:
+            # The shared store is down: dedupe within this instance (a platform retries to
+            # the same address) rather than refuse every message.
+            kv = kv.local
+            fresh = await kv.set_json(key, {"state": "processing"}, ttl=DEDUPE_TTL_S, nx=True)
+        if not fresh:
             return await self._redelivery(kv, key, message)
         job = _Job()
-        self.tasks.spawn(self._run(message, key, job, push))
+        self.tasks.spawn(self._run(message, key, job, push, kv))
         try:
             await asyncio.wait_for(job.ready.wait(), DEADLINE_S)
         except TimeoutError:
@@ -102,7 +109,7 @@ class Delivery:
         log.info("bot_reply_deferred", channel=message.channel, msg_id=message.msg_id)
         return ACK
 
-    async def _run(self, message: Message, key: str, job: _Job, push: PushFn) -> None:
+    async def _run(self, message: Message, key: str, job: _Job, push: PushFn, kv: KV) -> None:
         reply = await self.dispatcher.handle(message)
         via = "push" if job.deferred else "passive"
         if not job.deferred:
@@ -110,7 +117,9 @@ class Delivery:
             job.ready.set()
         record = {"state": "done", "via": via, "reply": reply.to_json()}
         try:
-            await runtime().kv.set_json(key, record, ttl=DEDUPE_TTL_S)
+            await kv.set_json(key, record, ttl=DEDUPE_TTL_S)
+        except KVUnavailable:
+            await kv.local.set_json(key, record, ttl=DEDUPE_TTL_S)  # the outage is logged once
         except Exception:
             log.exception("bot_dedupe_store_failed", channel=message.channel, msg_id=message.msg_id)
         if via == "push" and not reply.silent:
@@ -123,7 +132,10 @@ class Delivery:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RETRY_WAIT_S
         while True:
-            record = await kv.get_json(key)
+            try:
+                record = await kv.get_json(key)
+            except KVUnavailable:
+                return ACK  # the first delivery answers (or pushes) the reply
             if isinstance(record, dict) and record.get("state") == "done":
                 if record.get("via") == "passive":
                     return Reply.from_json(record.get("reply") or {})

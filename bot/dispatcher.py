@@ -8,6 +8,7 @@ at a time per sender (conversation state stays consistent), then the router."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
@@ -16,8 +17,9 @@ from bot.errors import FALLBACK, user_text
 from bot.message import Message, Reply
 from bot.router import ChatContext, Router
 from core.errors import DomainError
-from core.kv import LockNotAcquired
+from core.kv import KVUnavailable
 from core.logging import get_logger
+from core.outage import outage_of
 from core.runtime import runtime
 from handlers.identity import actor_for_identity
 
@@ -31,6 +33,7 @@ SENDER_LOCK_WAIT_S = 10.0
 RATE_WINDOW_S = 60.0
 RATE_TEXT = "您发消息太快了，请一分钟后再试。"
 BUSY_TEXT = "上一条消息还在处理中，请稍候再发。"
+DB_DOWN_TEXT = "系统暂时无法访问数据库，请稍后再试。"
 
 
 async def errors_middleware(handler: Next, ctx: ChatContext) -> Reply:
@@ -38,7 +41,10 @@ async def errors_middleware(handler: Next, ctx: ChatContext) -> Reply:
         return await handler(ctx)
     except DomainError as exc:
         return Reply(user_text(exc))
-    except Exception:
+    except Exception as exc:
+        if outage_of(exc) == "database":  # logged once per outage, not a traceback per message
+            runtime().db_outage.failed(exc)
+            return Reply(DB_DOWN_TEXT)
         msg = ctx.message
         log.exception("bot_intent_failed", channel=msg.channel, msg_id=msg.msg_id, kind=msg.kind)
         return Reply(FALLBACK)
@@ -66,12 +72,20 @@ async def identity_middleware(handler: Next, ctx: ChatContext) -> Reply:
 async def sender_lock_middleware(handler: Next, ctx: ChatContext) -> Reply:
     msg = ctx.message
     name = f"chat:sender:{msg.channel}:{msg.sender_id or msg.chat_id}"
+    kv = runtime().kv
     try:
-        async with runtime().kv.lock(name, SENDER_LOCK_LEASE_S, blocking_timeout=SENDER_LOCK_WAIT_S):
-            ctx.state = await ctx.conversation.get() if ctx.actor is not None else None
-            return await handler(ctx)
-    except LockNotAcquired:
+        handle = await kv.acquire_lock(name, SENDER_LOCK_LEASE_S, blocking_timeout=SENDER_LOCK_WAIT_S)
+    except KVUnavailable:  # the shared store is down: one at a time within this instance
+        handle = await kv.local.acquire_lock(name, SENDER_LOCK_LEASE_S, blocking_timeout=SENDER_LOCK_WAIT_S)
+    if handle is None:
         return Reply(BUSY_TEXT)
+    try:
+        ctx.state = await ctx.conversation.get() if ctx.actor is not None else None
+        return await handler(ctx)
+    finally:
+        with contextlib.suppress(KVUnavailable):
+            if not await handle.release():
+                log.warning("chat_sender_lock_expired", lock=name, lease_s=SENDER_LOCK_LEASE_S)
 
 
 DEFAULT_MIDDLEWARES: tuple[Middleware, ...] = (

@@ -17,6 +17,7 @@ TEXTS: dict[str, str] = {
     "idempotency_key_reused": "这笔订单已按之前的内容提交过，如需新订单请重新发送“下单”。",
     "rate_limited": "操作太频繁了，请稍后再试。",
     "payload_too_large": "内容太长了，请分开发送。",
+    "unavailable": "{message}",
 }
 FALLBACK = "抱歉，系统繁忙，请稍后再试。"
 

@@ -13,15 +13,16 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from tortoise import connections
 
 from core import runtime as rt
 from core.config import Config
-from core.db import init_db
+from core.db import check_database, init_db
+from core.errors import DatabaseUnusable
 from core.keys import CONFIG, EXTRAS, HTTP, KV_STORE, METRICS, ORM, RUNTIME
 from core.kv import open_kv
 from core.logging import get_logger
 from core.metrics import AppMetrics
+from core.outage import describe, probe
 from core.web import error_json, request_context
 
 log = get_logger("qudao.app")
@@ -76,14 +77,26 @@ def run(app: web.Application, *, host: str, port: int, reuse_port: bool = False)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    app[ORM] = await init_db(app[CONFIG].database.url)
+    """Open the ORM and check, within a time bound, that the database answers (and SQLite can
+    write): a server that cannot use its database refuses to start (exit 2, one line)."""
+    cfg = app[CONFIG].database
+    app[ORM] = await init_db(cfg.url, database=cfg)
+    try:
+        await check_database(cfg)
+    except BaseException as exc:
+        await app[ORM].close_connections()
+        if isinstance(exc, TimeoutError):
+            raise DatabaseUnusable(f"no answer within {cfg.probe_timeout_s:g}s") from None
+        if isinstance(exc, Exception):
+            raise DatabaseUnusable(describe(exc)) from None
+        raise
     yield
     await app[ORM].close_connections()
 
 
 async def _kv(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG].kv
-    app[KV_STORE] = open_kv(cfg.url, namespace=cfg.namespace)
+    app[KV_STORE] = open_kv(cfg.url, namespace=cfg.namespace, rate_fail_open_s=cfg.rate_fail_open_s)
     yield
     await app[KV_STORE].close()
 
@@ -149,17 +162,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready only when the database answers a query and the kv store a ping."""
-    checks: dict[str, str] = {}
-    try:
-        await connections.get("default").execute_query("SELECT 1")
-        checks["db"] = "ok"
-    except Exception as exc:  # report, don't crash: this is a probe
-        checks["db"] = f"error: {type(exc).__name__}"
-    try:
-        checks["kv"] = "ok" if await request.app[KV_STORE].ping() else "error: no pong"
-    except Exception as exc:
-        checks["kv"] = f"error: {type(exc).__name__}"
+    """Ready only when the database answers a query (SQLite: and can write) and the kv store
+    a ping — each within `database.probe_timeout_s`, so a frozen dependency means 503, not
+    a hung probe."""
+    cfg = request.app[CONFIG].database
+    checks: dict[str, str] = {
+        "db": await probe(check_database(cfg), cfg.probe_timeout_s + 0.5),
+        "kv": await probe(request.app[KV_STORE].ping(), cfg.probe_timeout_s),
+    }
+    outage = request.app[RUNTIME].db_outage
+    if checks["db"] == "ok":
+        outage.recovered()
+    else:
+        outage.failed(RuntimeError(checks["db"]))
     ok = all(v == "ok" for v in checks.values())
     return web.json_response(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from core.config import Config, load_config
-from core.errors import ConfigError, DomainError
+from core.errors import ConfigError, DatabaseUnusable, DomainError
 
 Command = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int] | int]
 COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -87,8 +87,12 @@ class _db:
         from core.db import init_db
         from core.kv import open_kv
 
-        self.ctx = await init_db(self.config.database.url)
-        self.kv = open_kv(self.config.kv.url, namespace=self.config.kv.namespace)
+        self.ctx = await init_db(self.config.database.url, database=self.config.database)
+        self.kv = open_kv(
+            self.config.kv.url,
+            namespace=self.config.kv.namespace,
+            rate_fail_open_s=self.config.kv.rate_fail_open_s,
+        )
         rt.install(rt.Runtime(config=self.config, kv=self.kv, instance_id="cli"))
 
     async def __aexit__(self, *exc: object) -> None:
@@ -138,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(result or 0)
     except ConfigError as exc:
         print(f"qudao: config error: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseUnusable as exc:
+        print(f"qudao: database unusable: {exc}".splitlines()[0], file=sys.stderr)
         return 2
     except DomainError as exc:
         print(f"qudao: {exc.code}: {exc.message}", file=sys.stderr)

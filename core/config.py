@@ -43,6 +43,12 @@ class ServerConfig(Section):
 
 class DatabaseConfig(Section):
     url: str = "sqlite://data/qudao.sqlite3"
+    # PostgreSQL: server-side statement_timeout, and the client's bound on one call (a
+    # frozen server never answers a cancel) = this + 1 s.
+    statement_timeout_s: float = Field(15.0, gt=0, le=3600)
+    connect_timeout_s: float = Field(5.0, gt=0, le=300)  # opening one connection
+    probe_timeout_s: float = Field(2.0, gt=0, le=60)  # /readyz and the start-up check
+    min_free_mb: int = Field(16, ge=0)  # SQLite: /readyz fails below this much free disk
 
     @field_validator("url")
     @classmethod
@@ -55,6 +61,9 @@ class DatabaseConfig(Section):
 class KVConfig(Section):
     url: str = "memory://"
     namespace: str = "qudao"
+    # Redis down: rate limits let calls through for this long after the outage started,
+    # then rate-limited calls answer 503 `unavailable` (0 = never fail open).
+    rate_fail_open_s: float = Field(300.0, ge=0)
 
     @field_validator("url")
     @classmethod
@@ -172,7 +181,7 @@ class AlertsConfig(Section):
     retry_base_s: int = Field(30, ge=1)
     retry_max_s: int = Field(3600, ge=1)
     drain_batch: int = Field(200, ge=1, le=5000)
-    drain_lease_s: int = Field(120, ge=10)
+    drain_lease_s: int = Field(20, ge=10)  # renewed while a pass runs
 
 
 class LeadsConfig(Section):

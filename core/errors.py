@@ -72,5 +72,19 @@ class RateLimited(DomainError):
         self.retry_after = max(1, int(retry_after + 0.999))
 
 
+class Unavailable(DomainError):
+    """A dependency (database, kv store) is down or too slow: retry later, not a bug."""
+
+    code, status = "unavailable", 503
+
+    def __init__(self, message: str = "", retry_after: float = 5.0, **kw: Any) -> None:
+        super().__init__(message or "服务暂时不可用，请稍后重试", **kw)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
 class ConfigError(Exception):
     """Bad configuration: a one-line message naming the key, never a traceback."""
+
+
+class DatabaseUnusable(Exception):
+    """The start-up check failed: the database cannot be opened, queried or written (exit 2)."""

@@ -20,7 +20,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.errors import ConfigError
+from core.errors import ConfigError, Unavailable
+from core.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,18 @@ RATE_PREFIX = "rate:"
 # doesn't hammer Redis.
 _LOCK_POLL_MIN = 0.002
 _LOCK_POLL_MAX = 0.05
+
+
+# With the store down, rate limits let calls through (fail open) for this long after the
+# outage started; after that, rate-limited calls answer 503 `unavailable` (kv.rate_fail_open_s).
+DEFAULT_RATE_FAIL_OPEN_S = 300.0
+
+
+class KVUnavailable(Unavailable):
+    """The kv store did not answer (down, refused, timed out): 503, retry later."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or "缓存服务暂时不可用，请稍后重试")
 
 
 class LockNotAcquired(Exception):
@@ -58,6 +71,12 @@ class LockHandle:
         self.token = token
         self._released = False
 
+    async def extend(self, lease: float) -> bool:
+        """Renew the lease to `lease` seconds from now; False if the lock is no longer ours."""
+        if self._released:
+            return False
+        return await self._kv._extend_lock(self.name, self.token, lease)
+
     async def release(self) -> bool:
         """Release; False if the lock had already expired (and maybe been taken by another)."""
         if self._released:
@@ -81,6 +100,19 @@ class KV(ABC):
         if not namespace:
             raise ValueError("kv namespace must not be empty")
         self.namespace = namespace
+        self.outage = Outage("kv")
+        self.rate_fail_open_s = DEFAULT_RATE_FAIL_OPEN_S
+        self._local: KV | None = None
+
+    @property
+    def local(self) -> KV:
+        """An in-process store for best-effort fallbacks while this one is down (chat dedupe
+        and sender locks then hold within this instance only)."""
+        if self._local is None:
+            from core.kv_memory import MemoryKV
+
+            self._local = MemoryKV(self.namespace)
+        return self._local
 
     def full_key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
@@ -129,7 +161,17 @@ class KV(ABC):
         """
         if limit < 1 or window <= 0:
             raise ValueError("rate_limit needs limit >= 1 and window > 0")
-        return await self._rate_limit(self.full_key(RATE_PREFIX + key), limit, window)
+        try:
+            return await self._rate_limit(self.full_key(RATE_PREFIX + key), limit, window)
+        except KVUnavailable:
+            if not self.may_fail_open():
+                raise
+            return RateResult(True, limit - 1, 0.0)
+
+    def may_fail_open(self) -> bool:
+        """During a kv outage: may a limit (rate, login failures) let calls through? Only for
+        `rate_fail_open_s` after the outage started — a bounded gap, not a permanent one."""
+        return self.outage.down and self.outage.seconds() <= self.rate_fail_open_s
 
     @abstractmethod
     async def _rate_limit(self, full_key: str, limit: int, window: float) -> RateResult: ...
@@ -145,6 +187,10 @@ class KV(ABC):
     @abstractmethod
     async def _release_lock(self, name: str, token: str) -> bool:
         """Delete lock `name` only if it still holds `token`."""
+
+    @abstractmethod
+    async def _extend_lock(self, name: str, token: str, lease: float) -> bool:
+        """Set lock `name`'s expiry to `lease` seconds from now, only if it still holds `token`."""
 
     async def acquire_lock(
         self,
@@ -225,17 +271,24 @@ def check_ttl(ttl: float | None) -> None:
         raise ValueError("ttl must be > 0 seconds (or None for no expiry)")
 
 
-def open_kv(url: str, namespace: str = "qudao") -> KV:
+def open_kv(url: str, namespace: str = "qudao", *, rate_fail_open_s: float | None = None) -> KV:
     """`memory://` -> MemoryKV, `redis://` / `rediss://` -> RedisKV. Does not connect yet."""
     scheme = urlsplit(url).scheme.lower()
+    kv: KV
     if scheme == "memory":
         from core.kv_memory import MemoryKV
 
-        return MemoryKV(namespace)
-    if scheme in ("redis", "rediss"):
+        kv = MemoryKV(namespace)
+    elif scheme in ("redis", "rediss"):
         from core.kv_redis import RedisKV
 
-        return RedisKV.from_url(url, namespace)
+        kv = RedisKV.from_url(url, namespace)
+    else:
+        kv = None  # type: ignore[assignment]
+    if kv is not None:
+        if rate_fail_open_s is not None:
+            kv.rate_fail_open_s = rate_fail_open_s
+        return kv
     # Name only the scheme: the URL may carry a password.
     shown = f"{scheme}://" if scheme else "(none)"
     raise ConfigError(f"kv.url: unsupported scheme {shown}; expected memory:// or redis://")

@@ -139,3 +139,13 @@ class MemoryKV(KV):
             return False
         del self._data[fk]
         return True
+
+    async def _extend_lock(self, name: str, token: str, lease: float) -> bool:
+        check_ttl(lease)
+        now = time.monotonic()
+        fk = self.full_key(LOCK_PREFIX + name)
+        item = self._live(fk, now)
+        if item is None or item[0] != token.encode():
+            return False
+        self._data[fk] = (item[0], now + lease)
+        return True

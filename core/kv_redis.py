@@ -7,14 +7,19 @@ scripts read the Redis server clock, so instances with skewed clocks still agree
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.errors import ConfigError
-from core.kv import KV, LOCK_PREFIX, RateResult, check_ttl, to_bytes
+from core.kv import KV, LOCK_PREFIX, KVUnavailable, RateResult, check_ttl, to_bytes
 
 # Compare-and-delete: never delete a lock that expired and was taken by someone else.
 _RELEASE_LUA = """
@@ -45,12 +50,51 @@ local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
 return {0, 0, math.max(1, oldest + window - now)}
 """
 
+# Renew a lock's lease only if we still hold it.
+_EXTEND_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 _SCAN_BATCH = 500
 # A burst beyond the pool size waits for a free connection instead of failing with
 # "Too many connections" (the default pool's behaviour); `?max_connections=` in kv.url wins.
 _POOL_SIZE = 50
 _POOL_WAIT = 10.0
 _PING_TIMEOUT = 2.0
+# Bounds on one call: a frozen Redis must not hang a request (the pool wait above is the
+# third bound). `?socket_timeout=` / `?socket_connect_timeout=` in kv.url win.
+_SOCKET_TIMEOUT = 3.0
+_CONNECT_TIMEOUT = 2.0
+# "Redis is down" as opposed to a bad command (ResponseError: a bug, stays a 500).
+_OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+
+# While Redis is down, calls fail at once, except one try every this many seconds.
+_RETRY_DOWN_S = 1.0
+
+T = TypeVar("T")
+
+
+def _guarded(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Turn connection failures into KVUnavailable (503) and track the outage: one log line
+    when it starts, one when the next call succeeds."""
+
+    @functools.wraps(fn)
+    async def call(self: RedisKV, *args: Any, **kw: Any) -> T:
+        if self.outage.fail_fast(_RETRY_DOWN_S):
+            raise KVUnavailable()
+        try:
+            result = await fn(self, *args, **kw)
+        except _OUTAGE_ERRORS as exc:
+            self.outage.failed(exc)
+            raise KVUnavailable() from exc
+        if self.outage.down:
+            self.outage.recovered()
+        return result
+
+    return call
 
 
 def _ms(seconds: float) -> int:
@@ -69,12 +113,17 @@ class RedisKV(KV):
         self.client = client
         self._release_script = client.register_script(_RELEASE_LUA)
         self._rate_script = client.register_script(_RATE_LUA)
+        self._extend_script = client.register_script(_EXTEND_LUA)
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "qudao") -> RedisKV:
         try:
             pool = aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=_POOL_SIZE, timeout=_POOL_WAIT, decode_responses=False
+                url,
+                max_connections=_POOL_SIZE,
+                timeout=_POOL_WAIT,
+                decode_responses=False,
+                **_default_timeouts(url),
             )
         except ValueError as exc:
             # redis-py's message names the bad option, not the password.
@@ -83,19 +132,23 @@ class RedisKV(KV):
 
     # --- basic operations -------------------------------------------------------------
 
+    @_guarded
     async def get(self, key: str) -> bytes | None:
         return await self.client.get(self.full_key(key))
 
+    @_guarded
     async def set(self, key: str, value: bytes | str, ttl: float | None = None, *, nx: bool = False) -> bool:
         check_ttl(ttl)
         px = None if ttl is None else _ms(ttl)
         return bool(await self.client.set(self.full_key(key), to_bytes(value), px=px, nx=nx))
 
+    @_guarded
     async def delete(self, *keys: str) -> int:
         if not keys:
             return 0  # DEL with no arguments is a Redis error
         return int(await self.client.delete(*(self.full_key(k) for k in keys)))
 
+    @_guarded
     async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         check_ttl(ttl)
         fk = self.full_key(key)
@@ -111,6 +164,7 @@ class RedisKV(KV):
         except ResponseError as exc:
             raise ValueError(f"kv value at {key!r} is not an integer") from exc
 
+    @_guarded
     async def ttl(self, key: str) -> float | None:
         ms = await self.client.pttl(self.full_key(key))
         return None if ms < 0 else ms / 1000  # -2 missing, -1 no expiry
@@ -118,9 +172,13 @@ class RedisKV(KV):
     async def ping(self) -> bool:
         try:
             async with asyncio.timeout(_PING_TIMEOUT):
-                return bool(await self.client.ping())
-        except (RedisError, OSError, TimeoutError):
+                ok = bool(await self.client.ping())
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.outage.failed(exc)
             return False
+        if ok:
+            self.outage.recovered()
+        return ok
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -140,6 +198,7 @@ class RedisKV(KV):
 
     # --- rate limiting and locks ------------------------------------------------------
 
+    @_guarded
     async def _rate_limit(self, full_key: str, limit: int, window: float) -> RateResult:
         window_us = max(1, math.ceil(window * 1_000_000))
         allowed, remaining, retry_us = await self._rate_script(
@@ -147,8 +206,29 @@ class RedisKV(KV):
         )
         return RateResult(bool(allowed), int(remaining), int(retry_us) / 1_000_000)
 
+    @_guarded
     async def _acquire_lock(self, name: str, token: str, lease: float) -> bool:
         return await self.set(LOCK_PREFIX + name, token, lease, nx=True)
 
+    @_guarded
     async def _release_lock(self, name: str, token: str) -> bool:
         return bool(await self._release_script(keys=[self.full_key(LOCK_PREFIX + name)], args=[token]))
+
+    @_guarded
+    async def _extend_lock(self, name: str, token: str, lease: float) -> bool:
+        check_ttl(lease)
+        fk = self.full_key(LOCK_PREFIX + name)
+        return bool(await self._extend_script(keys=[fk], args=[token, _ms(lease)]))
+
+
+def _default_timeouts(url: str) -> dict[str, float]:
+    """Socket timeouts unless the URL names its own (redis-py reads them from the query)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    given = parse_qs(urlsplit(url).query)
+    out: dict[str, float] = {}
+    if "socket_timeout" not in given:
+        out["socket_timeout"] = _SOCKET_TIMEOUT
+    if "socket_connect_timeout" not in given:
+        out["socket_connect_timeout"] = _CONNECT_TIMEOUT
+    return out

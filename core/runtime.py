@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from core.outage import Outage
+
 if TYPE_CHECKING:
     from core.config import Config
     from core.kv import KV
@@ -19,6 +21,7 @@ class Runtime:
     kv: KV
     instance_id: str = "local"
     ports: dict[str, Any] = field(default_factory=dict)  # e.g. "notifier", "chat_pusher"
+    db_outage: Outage = field(default_factory=lambda: Outage("database"))
 
 
 _current: Runtime | None = None

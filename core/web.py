@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import time
@@ -12,8 +13,9 @@ from functools import lru_cache
 import structlog
 from aiohttp import web
 
-from core.errors import DomainError, RateLimited
-from core.keys import CONFIG, METRICS, REQUEST_ID
+from core.errors import DomainError, Unavailable
+from core.keys import CONFIG, METRICS, REQUEST_ID, RUNTIME
+from core.outage import RETRY_AFTER_S, is_db_outage
 from core.request_context import request_id_var
 
 log = structlog.get_logger("qudao.http")
@@ -30,7 +32,9 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
+    503: "unavailable",
 }
+UNAVAILABLE_TEXT = "服务暂时不可用（数据库连接失败或超时），请稍后重试"
 
 
 def error_response(status: int, code: str, message: str, details: dict | None = None) -> web.Response:
@@ -40,8 +44,9 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
 
 def domain_error_response(exc: DomainError) -> web.Response:
     resp = web.json_response(exc.to_json(), status=exc.status)
-    if isinstance(exc, RateLimited):
-        resp.headers["Retry-After"] = str(exc.retry_after)
+    retry_after = getattr(exc, "retry_after", None)  # RateLimited, Unavailable
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(retry_after)
     return resp
 
 
@@ -81,6 +86,17 @@ def client_ip(request: web.Request) -> str:
     return peer
 
 
+def db_unavailable(request: web.Request, exc: BaseException) -> web.Response | None:
+    """A database outage (refused, dropped, timed out) -> 503 `unavailable` + Retry-After,
+    logged once per outage by the runtime's tracker; None for any other error (a bug)."""
+    if not is_db_outage(exc):
+        return None
+    runtime = request.config_dict.get(RUNTIME)
+    if runtime is not None:
+        runtime.db_outage.failed(exc)
+    return domain_error_response(Unavailable(UNAVAILABLE_TEXT, RETRY_AFTER_S))
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id (client's X-Request-Id if sane, else new), bound into every log line."""
@@ -118,6 +134,27 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         )
 
 
+async def _recheck_db(request: web.Request) -> None:
+    """During a database outage, a request that went through re-checks the database (at
+    most once a second), so the end of the outage is logged once too."""
+    runtime = request.config_dict.get(RUNTIME)
+    if runtime is None or not runtime.db_outage.down:
+        return
+    now = time.monotonic()
+    if now - runtime.db_outage.last_check < 1.0:
+        return
+    runtime.db_outage.last_check = now
+    from core.db import check_database
+
+    cfg = request.config_dict[CONFIG].database
+    try:
+        async with asyncio.timeout(cfg.probe_timeout_s):
+            await check_database(cfg, write=False)
+    except Exception:
+        return
+    runtime.db_outage.recovered()
+
+
 @web.middleware
 async def error_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure leaves as the documented error JSON; never a stack trace."""
@@ -125,7 +162,9 @@ async def error_json(request: web.Request, handler: Handler) -> web.StreamRespon
     if request.content_length is not None and request.content_length > limit:
         return error_response(413, "payload_too_large", f"body over {limit} bytes")
     try:
-        return await handler(request)
+        resp = await handler(request)
+        await _recheck_db(request)
+        return resp
     except DomainError as exc:
         return domain_error_response(exc)
     except web.HTTPException as exc:
@@ -138,6 +177,9 @@ async def error_json(request: web.Request, handler: Handler) -> web.StreamRespon
             if h in exc.headers:
                 resp.headers[h] = exc.headers[h]
         return resp
-    except Exception:
+    except Exception as exc:
+        unavailable = db_unavailable(request, exc)
+        if unavailable is not None:
+            return unavailable
         log.exception("unhandled_error", path=request.path)
         return error_response(500, "internal_error", "internal error")

@@ -8,6 +8,7 @@ provider raises DomainErrors for platform refusals (bad code 400, quota 429, hig
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from tortoise.expressions import F
 
 from core.clock import now
 from core.errors import DomainError, RateLimited, Unauthenticated, ValidationError
+from core.kv import KVUnavailable
 from core.runtime import runtime
 from core.schema import In, Out
 from handlers.actor import Actor
@@ -189,18 +191,23 @@ async def password_login(username: str, password: str, client_ip: str) -> LoginO
     user = await User.get_or_none(username=username)
     if user is not None and user.locked_until is not None:
         if user.locked_until > now():
-            raise RateLimited(
-                "too many failed logins; try later", (user.locked_until - now()).total_seconds()
-            )
+            raise RateLimited("登录失败次数过多，请稍后再试", (user.locked_until - now()).total_seconds())
         # The lock has run out: the username starts afresh (the one request that clears it).
         if await User.filter(id=user.id, locked_until=user.locked_until).update(locked_until=None):
-            await kv.delete(key)
+            with contextlib.suppress(KVUnavailable):
+                await kv.delete(key)
     ip_key = _ip_fail_key(client_ip, username)
     per_ip = max(1, min(limits.login_failures_per_ip, limit - 1))
     await count_attempt(ip_key, per_ip, lock_s, "该地址登录失败次数过多，请稍后再试")
-    attempt = await kv.incr(key, ttl=lock_s)
-    if attempt > limit:
-        raise RateLimited("too many failed logins; try later", await kv.ttl(key) or lock_s)
+    try:
+        attempt = await kv.incr(key, ttl=lock_s)
+        if attempt > limit:
+            raise RateLimited("登录失败次数过多，请稍后再试", await kv.ttl(key) or lock_s)
+    except KVUnavailable:
+        if not kv.may_fail_open():
+            raise
+        # kv down (for a bounded time): the user's own counter in the database still locks
+        attempt = (user.failed_logins + 1) if user is not None else 1
     ok, upgraded = await check_password(user.password_hash if user else None, password)
     if not ok:
         if user is not None:
@@ -210,7 +217,8 @@ async def password_login(username: str, password: str, client_ip: str) -> LoginO
             await User.filter(id=user.id).update(**fields)
         raise Unauthenticated("wrong username or password")
     assert user is not None
-    await kv.delete(key, ip_key)
+    with contextlib.suppress(KVUnavailable):
+        await kv.delete(key, ip_key)
     if user.failed_logins or user.locked_until:
         await User.filter(id=user.id).update(failed_logins=0, locked_until=None)
     if upgraded is not None:  # only if the password did not change meanwhile

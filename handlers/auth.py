@@ -3,16 +3,20 @@
 A token is 32 random bytes; only its sha256 is stored. Authenticating builds the caller's
 Actor (role + distributor scope) and caches it in the kv store for a short time, so a busy
 endpoint does not rebuild scope on every request. Revocation (logout, suspension, scope
-change) deletes the cache entries it affects, on every instance, since they share the kv."""
+change) deletes the cache entries it affects, on every instance, since they share the kv.
+With the kv store down, authentication reads the database (the cache is only a shortcut);
+revocation still needs the kv to drop cached Actors, so it answers 503 until it is back."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from datetime import timedelta
 
 from core.clock import now
 from core.errors import Unauthenticated
+from core.kv import KVUnavailable
 from core.runtime import runtime
 from handlers.actor import Actor, Role
 from models.base import DistributorStatus, UserStatus
@@ -45,7 +49,10 @@ async def authenticate_token(token: str) -> Actor:
         raise Unauthenticated("invalid or expired token")
     digest = token_hash(token)
     kv = runtime().kv
-    cached = await kv.get_json(_cache_key(digest))
+    try:
+        cached = await kv.get_json(_cache_key(digest))
+    except KVUnavailable:
+        cached = None  # the cache is a shortcut: the database still answers
     if cached is not None:
         return actor_from_json(cached)
     row = await AuthToken.get_or_none(token_hash=digest).select_related("user")
@@ -55,7 +62,8 @@ async def authenticate_token(token: str) -> Actor:
     actor = await build_actor(user, token_id=row.id)
     ttl = min(ACTOR_CACHE_TTL, (row.expires_at - now()).total_seconds())
     if ttl > 0:
-        await kv.set_json(_cache_key(digest), actor_to_json(actor), ttl=ttl)
+        with contextlib.suppress(KVUnavailable):
+            await kv.set_json(_cache_key(digest), actor_to_json(actor), ttl=ttl)
     return actor
 
 

@@ -24,7 +24,9 @@ How a keyed write uses this module (see `handlers.admission.admit_order`):
    a request whose key has the hint (`completed`) goes straight to `resolve`, so a client's
    retry of a finished write replays without redoing it (no order number drawn, no locks
    taken). The hint is only a shortcut: without it (kv flushed, a crash before it was set)
-   the insert-or-ignore above still decides.
+   the insert-or-ignore above still decides — so a kv error while reading or writing the
+   hint (Redis down) is logged and ignored, never the request's answer (the order is
+   committed by then).
 
 Only successful responses are stored. A refused request rolls its claim back, so retrying it
 with the same key runs it again — once stock or credit allows it, it succeeds exactly once.
@@ -41,10 +43,14 @@ from typing import Any
 
 from core.clock import now
 from core.errors import IdempotencyKeyReused, RequestInProgress, ValidationError
+from core.kv import KVUnavailable
+from core.logging import get_logger
 from core.runtime import runtime
 from handlers.sql import insert_many
 from models.base import IdempotencyState
 from models.order import IdempotencyRecord
+
+log = get_logger("qudao.idempotency")
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
@@ -79,12 +85,25 @@ def _hint(user_id: int, key: str) -> str:
 
 
 async def remember(user_id: int, key: str) -> None:
-    """After the commit: this user's key is done (a hint for `completed`)."""
-    await runtime().kv.set(_hint(user_id, key), "1", ttl=runtime().config.orders.idempotency_ttl_s)
+    """After the commit: this user's key is done (a hint for `completed`). Best effort: the
+    write has committed, so a kv failure here must not turn its answer into an error."""
+    try:
+        await runtime().kv.set(_hint(user_id, key), "1", ttl=runtime().config.orders.idempotency_ttl_s)
+    except KVUnavailable:
+        pass  # the kv outage is logged once by the store itself
+    except Exception as exc:
+        log.warning("idempotency_hint_not_set", user_id=user_id, error=f"{type(exc).__name__}: {exc}")
 
 
 async def completed(user_id: int, key: str) -> bool:
-    return await runtime().kv.get(_hint(user_id, key)) is not None
+    """The hint, if the kv store can say; False (ask the database) when it cannot."""
+    try:
+        return await runtime().kv.get(_hint(user_id, key)) is not None
+    except KVUnavailable:
+        return False
+    except Exception as exc:
+        log.warning("idempotency_hint_unreadable", user_id=user_id, error=f"{type(exc).__name__}: {exc}")
+        return False
 
 
 async def claim(user_id: int, key: str, fingerprint: str) -> None:

@@ -2,12 +2,16 @@
 
 `run_job(name)` takes the kv lock `job:<name>` so only one instance runs a job at a time
 (scheduled runs skip when it is held; manual runs wait a little), records a JobRun with the
-result, and returns {job, started_at, finished_at, result}. The jobs themselves are
+result, and returns {job, started_at, finished_at, result}. The lock's lease is short (a
+dead instance's lock frees itself within `lease_s`) and renewed every third of it while
+the job runs, so a long run keeps it. The jobs themselves are
 idempotent (dedupe keys), so a rerun or a catch-up after downtime sends nothing twice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import re
 from collections.abc import Awaitable, Callable
@@ -17,7 +21,9 @@ from typing import Any
 
 from core.clock import now as clock_now
 from core.errors import InvalidState, NotFound, ValidationError
+from core.kv import LockHandle
 from core.logging import get_logger
+from core.outage import outage_of
 from core.runtime import runtime
 from core.schema import Out
 from handlers import alerts
@@ -72,30 +78,30 @@ def _wrap(fn: Callable[[dict[str, Any] | None], Awaitable[Any]]) -> JobFn:
 JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
-        JobSpec("low_stock", _wrap(alerts.job_low_stock), 900, "low stock and days-of-cover alerts"),
-        JobSpec("overstock", _wrap(alerts.job_overstock), 900, "stock above max_qty"),
+        JobSpec("low_stock", _wrap(alerts.job_low_stock), 60, "low stock and days-of-cover alerts"),
+        JobSpec("overstock", _wrap(alerts.job_overstock), 60, "stock above max_qty"),
         JobSpec(
             "contract_expiry",
             _wrap(alerts.job_contract_expiry),
-            900,
+            60,
             "contracts 30/7/1 days before end, expiry",
         ),
-        JobSpec("receivables_overdue", _wrap(alerts.job_receivables_overdue), 900, "overdue receivables"),
-        JobSpec("lead_expiry", _external("handlers.leads", "expire_leads"), 900, "expire lead protection"),
+        JobSpec("receivables_overdue", _wrap(alerts.job_receivables_overdue), 60, "overdue receivables"),
+        JobSpec("lead_expiry", _external("handlers.leads", "expire_leads"), 60, "expire lead protection"),
         JobSpec(
             "commission_statements",
             _external("handlers.statements", "close_period", "period"),
-            1800,
+            60,
             "monthly commission statements",
         ),
         JobSpec(
             "order_completion",
             _external("handlers.ordering", "complete_due_orders"),
-            900,
+            60,
             "complete received orders past the return window",
         ),
-        JobSpec("outbox_drain", _outbox_drain, 60, "deliver pending notifications", record_idle=False),
-        JobSpec("daily_digest", _wrap(alerts.job_daily_digest), 900, "one summary per manager per day"),
+        JobSpec("outbox_drain", _outbox_drain, 15, "deliver pending notifications", record_idle=False),
+        JobSpec("daily_digest", _wrap(alerts.job_daily_digest), 60, "one summary per manager per day"),
     )
 }
 
@@ -141,20 +147,38 @@ async def run_job(
             log.info("job_skipped_lock_held", job=name)
             return None
     started = clock_now()
+    renewer = asyncio.create_task(_keep_lock(handle, spec))
     try:
         try:
             result = jsonable(await spec.fn(params))
         except Exception as exc:
+            if outage_of(exc) is not None:
+                raise  # a dependency is down: no traceback, no JobRun (the caller logs it)
             log.exception("job_failed", job=name)
             await _record(spec, started, {"error": f"{type(exc).__name__}: {exc}"}, trigger, force=True)
             raise
         finished = clock_now()
         await _record(spec, started, result, trigger, finished=finished, force=trigger == "manual")
     finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
         if not await handle.release():
             log.warning("job_lock_expired", job=name, lease_s=spec.lease_s)
     log.info("job_done", job=name, trigger=trigger, result=result)
     return JobRunOut(job=name, started_at=started, finished_at=finished, result=result)
+
+
+async def _keep_lock(handle: LockHandle, spec: JobSpec) -> None:
+    """Renew the job's lock every third of its lease while the job runs."""
+    while True:
+        await asyncio.sleep(spec.lease_s / 3)
+        try:
+            if not await handle.extend(spec.lease_s):
+                log.warning("job_lock_lost", job=spec.name, lease_s=spec.lease_s)
+                return
+        except Exception as exc:  # kv down for a moment: the lease still runs, try again
+            log.warning("job_lock_not_renewed", job=spec.name, error=f"{type(exc).__name__}: {exc}")
 
 
 def _idle(result: Any) -> bool:

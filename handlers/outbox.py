@@ -14,10 +14,15 @@ Failure policy:
 - `retry`: exponential backoff with jitter (or the platform's own wait: daily quota ->
   tomorrow, minute quota -> next minute, robot throttled -> 10 minutes), `dead` after
   `alerts.max_attempts`.
-- A row stuck in `sending` past its lease (a killed drainer) is reclaimed: WeChat subscribe
-  and template messages (no idempotency key) become `unknown`; the others go back to
-  `pending` — their re-send is harmless (DingTalk robot `msgUuid` = outbox id, WeCom
-  `enable_duplicate_check`, DingTalk work notifications drop identical text).
+- A WeChat subscribe / template row (no idempotency key) is marked "send started"
+  (`last_error` = SEND_STARTED) just before its platform call, and only while our claim
+  stands. A row stuck in `sending` past its lease (a killed drainer) is reclaimed: a marked
+  non-idempotent row may have reached the platform, so it becomes `unknown` (never re-sent
+  blindly); every other row — including non-idempotent rows the dead drainer never started —
+  goes back to `pending`: the others' re-send is harmless (DingTalk robot `msgUuid` = outbox
+  id, WeCom `enable_duplicate_check`, DingTalk work notifications drop identical text).
+- The claim's lease (`alerts.drain_lease_s`) is renewed every third of it while the pass
+  runs, so it can be short: a dead drainer's rows are free again within one lease.
 - A drainer cancelled mid-batch releases the rows it had not started at once.
 
 DingTalk group robots: at most `alerts.robot_per_min` messages a minute each, counted in the
@@ -31,6 +36,7 @@ Quiet hours (`alerts.quiet_hours`): non-urgent rows are not claimed inside them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -54,6 +60,7 @@ Status = NotificationStatus
 
 # Channels whose send has no idempotency key: an ambiguous send becomes `unknown`.
 NON_IDEMPOTENT = frozenset({Channel.WECHAT_SUBSCRIBE, Channel.WECHAT_TEMPLATE})
+SEND_STARTED = "send started"  # the platform call of a non-idempotent row may have happened
 ROBOT_WAIT = "waiting: robot rate limit"
 ROBOT_WAIT_DIGEST = "waiting: robot rate limit (digest)"
 ROBOT_DIGEST_KIND = "robot_digest"
@@ -196,6 +203,7 @@ class Drainer:
         lease = rows[0].claimed_until
         assert lease is not None
         p = _Pass(lease=lease, stats=stats, flush_every=max(1, min(self.concurrency, 50)))
+        renewer = asyncio.create_task(self._renew(p))
         try:
             book = await RecipientBook.load(r.recipient_id for r in rows if r.recipient_id)  # type: ignore[attr-defined]
             waiting = [r for r in rows if r.channel == Channel.DINGTALK_ROBOT and r.last_error == ROBOT_WAIT]
@@ -217,6 +225,7 @@ class Drainer:
                     tg.create_task(one(r))
             await self._flush(p)
         except BaseException:
+            await _stop(renewer)
             # Cancelled (or crashed) mid-batch: write the results we have, hand back what we
             # never started, settle what was in flight as a reclaim would — right away.
             claimed = {r.id: r for r in rows}
@@ -224,7 +233,25 @@ class Drainer:
             flying = [claimed[i] for i in p.in_flight if i in claimed and i not in p.done]
             await asyncio.shield(self._settle(p, never, flying))
             raise
+        await _stop(renewer)
         return stats
+
+    async def _renew(self, p: _Pass) -> None:
+        """Extend the pass's claim every third of the lease while it runs. The lease value
+        is the claim's token (results are written only where it still stands), so the rows
+        and `p.lease` change together, under the pass lock."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            async with p.lock:
+                new = clock_now() + timedelta(seconds=self.lease_s)
+                try:
+                    await Notification.filter(status=Status.SENDING, claimed_until=p.lease).update(
+                        claimed_until=new
+                    )
+                except Exception as exc:  # the database is away: try again next time
+                    log.warning("outbox_lease_not_renewed", error=f"{type(exc).__name__}: {exc}")
+                    continue
+                p.lease = new
 
     # --- claiming --------------------------------------------------------------------------
 
@@ -259,14 +286,14 @@ class Drainer:
     async def reclaim(self, at: datetime | None = None) -> int:
         """Rows left in `sending` past their lease by a drainer that died."""
         at = at or clock_now()
-        stuck = await Notification.filter(status=Status.SENDING, claimed_until__lt=at).values_list(
-            "id", "channel", "claimed_until", "attempts"
-        )
         count = 0
         max_attempts = runtime().config.alerts.max_attempts
-        for nid, channel, until, attempts in stuck:
+        stuck = await Notification.filter(status=Status.SENDING, claimed_until__lt=at).values_list(
+            "id", "channel", "claimed_until", "attempts", "last_error"
+        )
+        for nid, channel, until, attempts, last_error in stuck:
             mine = Notification.filter(id=nid, status=Status.SENDING, claimed_until=until)
-            if channel in NON_IDEMPOTENT:
+            if channel in NON_IDEMPOTENT and last_error == SEND_STARTED:
                 upd: dict[str, Any] = {
                     "status": Status.UNKNOWN,
                     "last_error": "drainer stopped during the send; not re-sent (no idempotency key)",
@@ -391,6 +418,8 @@ class Drainer:
             urgent=row.urgent,
             created_at=row.created_at,
         )
+        if channel in NON_IDEMPOTENT and not await self._mark_started(p, row):
+            return  # our claim was lost (reclaimed by another drainer): not ours to send
         p.in_flight.add(row.id)
         try:
             result = await self.notifier.send(msg)
@@ -400,6 +429,18 @@ class Drainer:
                 "unknown" if channel in NON_IDEMPOTENT else "retry", f"adapter error: {exc!r}"
             )
         await self._record(p, row, result)
+
+    async def _mark_started(self, p: _Pass, row: Notification) -> bool:
+        """Record that this row's platform call is about to happen (a reclaim after a crash
+        then knows it may have reached the platform); False if the claim no longer stands."""
+        async with p.lock:
+            marked = await Notification.filter(
+                id=row.id, status=Status.SENDING, claimed_until=p.lease
+            ).update(last_error=SEND_STARTED)
+        if not marked:
+            p.done.add(row.id)
+            log.warning("outbox_claim_lost", rows=1, id=row.id)
+        return bool(marked)
 
     async def _robot_wait(self, robot: str) -> float | None:
         """Seconds to wait before this robot may send again; None = send now (slot taken)."""
@@ -498,6 +539,12 @@ class Drainer:
             )
         stats.merged += len(rows)
         return digest
+
+
+async def _stop(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def drain_outbox(notifier: Notifier | None = None, **kw: Any) -> dict[str, int]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 
 from core.errors import RateLimited
+from core.kv import KVUnavailable
 from core.runtime import runtime
 
 HOUR = 3600.0
@@ -22,15 +24,22 @@ async def count_attempt(key: str, limit: int, window: float, message: str) -> No
     than `limit` were made in the window that began with the first. Refund a successful
     attempt (`refund`), so only failures use up the allowance."""
     kv = runtime().kv
-    if await kv.incr(key, ttl=window) > limit:
-        raise RateLimited(message, retry_after=await kv.ttl(key) or window)
+    try:
+        if await kv.incr(key, ttl=window) > limit:
+            raise RateLimited(message, retry_after=await kv.ttl(key) or window)
+    except KVUnavailable:
+        if not kv.may_fail_open():  # like kv.rate_limit: open for a bounded time, then 503
+            raise
+
+
 
 
 async def refund(window: float, *keys: str) -> None:
     kv = runtime().kv
     for key in keys:
-        if await kv.incr(key, -1, ttl=window) <= 0:  # nothing left to count (or the key had expired)
-            await kv.delete(key)
+        with contextlib.suppress(KVUnavailable):  # a lost refund only costs the user one try
+            if await kv.incr(key, -1, ttl=window) <= 0:  # nothing left to count (or the key had expired)
+                await kv.delete(key)
 
 
 def address_key(client_ip: str) -> str:

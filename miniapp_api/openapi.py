@@ -107,6 +107,14 @@ def _query_params(model: type[BaseModel], schemas: dict[str, Any]) -> list[dict[
     ]
 
 
+ERROR_DESCRIPTIONS = {
+    "429": "rate_limited: too many requests; retry after Retry-After seconds",
+    "503": "unavailable: the database, the kv store or a platform is down or too slow; "
+    "retry after Retry-After seconds",
+}
+RETRY_AFTER_HEADER = {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
+
+
 def _responses(r: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     err = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     out: dict[str, Any] = {}
@@ -121,12 +129,15 @@ def _responses(r: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     else:
         schema = _schema(r.response, schemas, "serialization")
         out[str(r.status)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
-    # 401 on public routes too (a wrong password); 503 when a platform behind us is busy.
+    # 401 on public routes too (a wrong password); 503 `unavailable` when the database, the
+    # kv store or a platform behind us is down or too slow (retry after Retry-After seconds).
     codes = ["400", "401", "404", "409", "413", "422", "429", "503"]
     if r.auth:
         codes.append("403")
     for code in codes:
-        out[code] = {"description": "error", "content": err}
+        out[code] = {"description": ERROR_DESCRIPTIONS.get(code, "error"), "content": err}
+        if code in ("429", "503"):
+            out[code]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
     if r.query is not None and "format" in r.query.model_fields:
         ok = out[str(r.status)].setdefault("content", {})
         ok[XLSX_TYPE] = {"schema": {"type": "string", "format": "binary"}}

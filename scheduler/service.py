@@ -22,6 +22,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from core.clock import now as clock_now
 from core.logging import get_logger
+from core.outage import describe, outage_of
+from core.runtime import runtime
 from handlers.jobs import JOBS, last_run_at, run_job
 
 if TYPE_CHECKING:
@@ -140,8 +142,13 @@ class SchedulerService:
             await run_job(name, params, trigger="schedule")
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("scheduled_job_failed", job=name)
+        except Exception as exc:
+            if outage_of(exc) is None:
+                log.exception("scheduled_job_failed", job=name)
+            else:  # the outage is logged once where it is seen; skip this run quietly
+                if outage_of(exc) == "database":
+                    runtime().db_outage.failed(exc)
+                log.debug("scheduled_job_skipped_outage", job=name, error=describe(exc))
         finally:
             if task is not None:
                 self._tasks.discard(task)

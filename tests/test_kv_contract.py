@@ -242,6 +242,22 @@ async def test_lock_body_outliving_timeout_leaves_new_owner_alone(kv: KV) -> Non
     assert await intruder.release() is True
 
 
+async def test_extend_renews_only_our_own_lease(kv: KV) -> None:
+    handle = await kv.try_lock("l", timeout=0.3)
+    assert handle is not None
+    for _ in range(3):  # 0.6 s in all, twice the first lease
+        await asyncio.sleep(0.2)
+        assert await handle.extend(0.3) is True
+    assert await kv.try_lock("l", timeout=5) is None  # still ours
+    await asyncio.sleep(0.4)  # not renewed any more: it lapses
+    other = await kv.try_lock("l", timeout=5)
+    assert other is not None
+    assert await handle.extend(5) is False  # someone else's now: untouched
+    assert 4 < (await kv.ttl("lock:l") or 0) <= 5
+    assert await other.release() is True
+    assert await other.extend(5) is False  # released
+
+
 async def test_try_lock_when_held_returns_none(kv: KV) -> None:
     handle = await kv.try_lock("job:low_stock", timeout=5)
     assert handle is not None

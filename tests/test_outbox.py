@@ -14,7 +14,7 @@ from channels.notifier import build_notifier
 from core import clock
 from core.runtime import runtime
 from handlers.notify import notify, quiet_until
-from handlers.outbox import ROBOT_WAIT, Drainer
+from handlers.outbox import ROBOT_WAIT, SEND_STARTED, Drainer
 from models.base import IdentityChannel, NotificationChannel, NotificationStatus
 from models.notification import Notification, SubscriptionGrant
 from tests.factories_push import (
@@ -341,20 +341,76 @@ async def test_drainer_cancelled_mid_batch_loses_and_duplicates_nothing(db, fake
     assert wecom_titles <= set(delivered)  # every WeCom message arrived exactly once
 
 
-async def test_reclaim_stuck_rows_after_a_killed_drainer(db, fake, notifier):  # type: ignore[no-untyped-def]
-    [wc] = await queue(1)
+async def _subscriber(i: int) -> Notification:
     user = await quick_user()
     await bind(user, IdentityChannel.MINIAPP)
     await grant(user, TEMPLATES["low_stock"])
-    sub = await notify(recipient_id=user.id, kind="low_stock", title="S", body="b", dedupe_key="s")
+    return await notify(recipient_id=user.id, kind="low_stock", title=f"S{i}", body="b", dedupe_key=f"s{i}")
+
+
+async def test_reclaim_stuck_rows_after_a_killed_drainer(db, fake, notifier):  # type: ignore[no-untyped-def]
+    [wc] = await queue(1)
+    started = await _subscriber(0)
+    never = await _subscriber(1)
     past = clock.now() - timedelta(minutes=5)
     await Notification.all().update(status=S.SENDING, claimed_until=past)  # as a killed drainer left them
+    await Notification.filter(id=started.id).update(last_error=SEND_STARTED)  # its send had begun
     await Drainer(notifier).drain()
-    await wc.refresh_from_db()
-    await sub.refresh_from_db()
+    for row in (wc, started, never):
+        await row.refresh_from_db()
     assert wc.status == S.SENT  # idempotent channel: re-sent
-    assert sub.status == S.UNKNOWN and "not re-sent" in (sub.last_error or "")
-    assert fake.count("wechat.subscribe") == 0
+    assert started.status == S.UNKNOWN and "not re-sent" in (started.last_error or "")
+    assert never.status == S.SENT  # never reached the platform: sent now, once
+    assert fake.delivered_titles() == Counter({"T0": 1, "S1": 1})
+
+
+async def test_killed_drainer_loses_no_subscribe_push_it_never_started(db, fake, notifier, monkeypatch):  # type: ignore[no-untyped-def]
+    """kill -9 mid-batch (no settle): only the sends in flight may be `unknown`; every row
+    the dead drainer had claimed but not started is delivered after the reclaim, once."""
+    rows = [await _subscriber(i) for i in range(30)]
+    fake.fault("/subscribe/send", delay=0.3, count=1000)
+    dead = Drainer(notifier, batch=30, concurrency=4)
+
+    async def killed(*a, **kw):  # type: ignore[no-untyped-def]
+        return None  # a killed process settles nothing
+
+    monkeypatch.setattr(dead, "_settle", killed)
+    task = asyncio.create_task(dead.drain())
+    await asyncio.sleep(0.45)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    started = await Notification.filter(status=S.SENDING, last_error=SEND_STARTED).count()
+    assert 1 <= started <= 4  # in flight when it died (concurrency 4)
+    assert await Notification.filter(status=S.SENDING).count() - started >= 10  # claimed, not started
+    fake.state.faults.clear()
+    await asyncio.sleep(0.4)  # the sends in flight land on the platform
+    clock.set_clock(clock.FixedClock(clock.now() + timedelta(seconds=dead.lease_s + 1)))
+    try:
+        await Drainer(notifier).drain()
+    finally:
+        clock.set_clock(clock.SystemClock())
+    final = await statuses()
+    assert final == Counter({"sent": 30 - started, "unknown": started}), final
+    delivered = fake.delivered_titles()
+    assert set(delivered.values()) == {1}  # nothing twice
+    unknown = set(await Notification.filter(status=S.UNKNOWN).values_list("title", flat=True))
+    assert {r.title for r in rows} - unknown <= set(delivered)  # nothing lost
+
+
+async def test_a_long_pass_renews_its_claim(db, fake, notifier, config):  # type: ignore[no-untyped-def]
+    """A pass outliving its lease keeps its rows: another drainer reclaims nothing."""
+    await queue(6)
+    fake.fault("/message/send", delay=0.5, count=6)
+    slow = Drainer(notifier, concurrency=1, lease_s=1.2)  # 6 sends x 0.5 s > the lease
+    task = asyncio.create_task(slow.drain())
+    await asyncio.sleep(2.0)
+    async with http_session() as http2:
+        other = await Drainer(build_notifier(config, http2, runtime().kv), lease_s=1.2).drain()
+    await task
+    assert other.reclaimed == 0 and other.sent == 0
+    assert await statuses() == Counter({"sent": 6})
+    assert set(fake.delivered_titles().values()) == {1}
 
 
 async def test_subscribe_timeout_is_unknown_not_resent(db, fake, config):  # type: ignore[no-untyped-def]

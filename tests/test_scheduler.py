@@ -203,3 +203,43 @@ def test_cli_scheduler_starts_and_stops_on_sigterm(config, tmp_path) -> None:  #
     text = out_file.read_text()
     assert "scheduler running" in text and "outbox_drain" in text, err_file.read_text()
     assert proc.returncode == 0, err_file.read_text()
+
+
+# --- job locks: short leases, renewed while running (resilience item 7) ---------------------------
+
+
+def test_job_leases_are_sized_to_the_work() -> None:
+    from handlers.jobs import JOBS
+
+    assert JOBS["outbox_drain"].lease_s <= 15  # a dead instance blocks the drain for one lease at most
+    assert max(spec.lease_s for spec in JOBS.values()) <= 60
+
+
+async def test_a_crashed_holders_lock_lets_another_instance_run_within_the_lease(db, monkeypatch):  # type: ignore[no-untyped-def]
+    from handlers import jobs
+
+    async def work(params):  # type: ignore[no-untyped-def]
+        return {"ran": True}
+
+    monkeypatch.setitem(jobs.JOBS, "quick", jobs.JobSpec("quick", work, 0.6, "test job"))
+    crashed = await runtime().kv.try_lock("job:quick", 0.6)  # taken, never released (kill -9)
+    assert crashed is not None
+    assert await jobs.run_job("quick", trigger="schedule") is None  # held: this run skips
+    await asyncio.sleep(0.7)
+    out = await jobs.run_job("quick", trigger="schedule")
+    assert out is not None and out.result == {"ran": True}
+
+
+async def test_a_long_job_keeps_its_lock_by_renewing_it(db, monkeypatch):  # type: ignore[no-untyped-def]
+    from handlers import jobs
+
+    async def slow(params):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(2.0)  # more than three leases
+        return {"ran": True}
+
+    monkeypatch.setitem(jobs.JOBS, "slow", jobs.JobSpec("slow", slow, 0.6, "test job"))
+    first = asyncio.create_task(jobs.run_job("slow", trigger="schedule"))
+    await asyncio.sleep(1.3)
+    assert await jobs.run_job("slow", trigger="schedule") is None  # still held: renewed
+    assert (await first) is not None
+    assert await runtime().kv.try_lock("job:slow", 1) is not None  # released at the end
