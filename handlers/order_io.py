@@ -102,6 +102,7 @@ class OrderOut(Out):
     id: int
     number: str
     distributor_id: int
+    distributor_name: str
     placed_by_id: int
     status: str
     partially_shipped: bool
@@ -168,6 +169,8 @@ def order_out(
     lines: list[OrderLine],
     shipments: list[ShipmentOut] | None = None,
     returns: list[ReturnOut] | None = None,
+    *,
+    distributor_name: str,
 ) -> OrderOut:
     lines = sorted(lines, key=lambda x: x.id)
     shipped_any = any(x.shipped_qty for x in lines)
@@ -175,6 +178,7 @@ def order_out(
         id=order.id,
         number=order.number,
         distributor_id=order.distributor_id,  # type: ignore[attr-defined]
+        distributor_name=distributor_name,
         placed_by_id=order.placed_by_id,  # type: ignore[attr-defined]
         status=str(order.status),
         partially_shipped=order.status == OrderStatus.APPROVED and shipped_any,

@@ -8,8 +8,8 @@ Public use-cases (every one takes the acting `Actor` first; all raise core.error
 ``approve_order``, ``reject_order(actor, id, reason)``, ``cancel_order(actor, id,
 reason=None)``, ``ship_order(actor, id, ShipmentIn)``, ``receive_order``, ``complete_order``
 -> OrderOut; ``complete_due_orders() -> dict`` (the ``order_completion`` job);
-``get_order(actor, id)``, ``list_orders(actor, status=, distributor_id=, page=, page_size=) ->
-Page[OrderOut]``.
+``get_order(actor, id)``, ``list_orders(actor, status=, distributor_id=, number=, page=,
+page_size=) -> Page[OrderOut]`` (orders carry ``distributor_name`` next to ``distributor_id``).
 
 **Lifecycle**: ``pending_review -> approved -> shipped -> received -> completed``, plus
 ``rejected`` (from pending_review) and ``cancelled`` (pending_review, or approved with nothing
@@ -128,7 +128,8 @@ async def _full_out(order: Order) -> OrderOut:
         returns.append(
             ReturnOut(id=r.id, reason=r.reason, amount=r.amount, created_at=r.created_at, lines=r_lines)
         )
-    return order_out(order, lines, shipments, returns)
+    name = await Distributor.filter(id=order.distributor_id).values_list("name", flat=True)  # type: ignore[attr-defined]
+    return order_out(order, lines, shipments, returns, distributor_name=name[0] if name else "")
 
 
 async def _shipment_amount(shipment_id: int) -> Decimal:
@@ -148,6 +149,13 @@ def _qty_by_sku(pairs: Any) -> list[QtyOut]:
 # --- reads --------------------------------------------------------------------------------
 
 
+async def _distributor_names(ids: set[int]) -> dict[int, str]:
+    """One query for a page's distributor names (not one per order)."""
+    if not ids:
+        return {}
+    return dict(await Distributor.filter(id__in=sorted(ids)).values_list("id", "name"))  # type: ignore[arg-type]
+
+
 async def get_order(actor: Actor, order_id: int) -> OrderOut:
     order = await scoped(Order.filter(id=order_id), actor).first()
     if order is None:
@@ -160,10 +168,15 @@ async def list_orders(
     *,
     status: str | None = None,
     distributor_id: int | None = None,
+    number: str | None = None,
     page: int = 1,
     page_size: int = 20,
 ) -> Page[OrderOut]:
+    """`number` matches a prefix (case-insensitive): a full number finds that order,
+    "SO20261205" that day's orders; within the caller's scope like everything else."""
     qs = scoped(Order.all(), actor)
+    if number:
+        qs = qs.filter(number__startswith=number.strip().upper())
     if status:
         try:
             qs = qs.filter(status=OrderStatus(status))
@@ -176,7 +189,8 @@ async def list_orders(
     orders = (
         await qs.order_by("-id").offset((page - 1) * page_size).limit(page_size).prefetch_related("lines")
     )
-    items = [order_out(o, list(o.lines)) for o in orders]
+    names = await _distributor_names({o.distributor_id for o in orders})  # type: ignore[attr-defined]
+    items = [order_out(o, list(o.lines), distributor_name=names.get(o.distributor_id, "")) for o in orders]  # type: ignore[attr-defined]
     return Page[OrderOut](items=items, total=total, page=page, page_size=page_size)
 
 

@@ -25,6 +25,9 @@ class Empty(In):
 class OrdersQuery(PageQuery):
     status: str | None = Field(None, max_length=24)
     distributor_id: Id | None = None
+    number: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9]{1,20}$", description="order number or its prefix, e.g. SO20261205"
+    )
 
 
 @api.route(
@@ -53,10 +56,16 @@ async def place(ctx: Ctx) -> web.Response:
 
 @api.route("GET", "/orders", query=OrdersQuery, response=Page[OrderOut], tags=("orders",))
 async def list_orders(ctx: Ctx) -> Page[OrderOut]:
-    """Orders in your scope, newest first (filter by status, distributor_id)."""
+    """Orders in your scope, newest first (filter by status, distributor_id, and number: a full
+    order number or a prefix such as SO20261205)."""
     q: OrdersQuery = ctx.query
     return await ordering.list_orders(
-        ctx.me, status=q.status, distributor_id=q.distributor_id, page=q.page, page_size=q.page_size
+        ctx.me,
+        status=q.status,
+        distributor_id=q.distributor_id,
+        number=q.number,
+        page=q.page,
+        page_size=q.page_size,
     )
 
 
