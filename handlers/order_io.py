@@ -86,6 +86,7 @@ class ShipmentOut(Out):
     carrier: str | None
     tracking_no: str | None
     shipped_at: datetime
+    received_at: datetime | None = None  # 签收: confirmed per shipment, or all at /receive
     amount: Money
     lines: list[QtyOut]
 

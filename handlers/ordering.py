@@ -6,7 +6,8 @@ place callers import order use-cases from.
 
 Public use-cases (every one takes the acting `Actor` first; all raise core.errors types):
 ``approve_order``, ``reject_order(actor, id, reason)``, ``cancel_order(actor, id,
-reason=None)``, ``ship_order(actor, id, ShipmentIn)``, ``receive_order``, ``complete_order``
+reason=None)``, ``ship_order(actor, id, ShipmentIn)``, ``receive_order``,
+``receive_shipment(actor, id, shipment_id)``, ``complete_order``
 -> OrderOut; ``complete_due_orders() -> dict`` (the ``order_completion`` job);
 ``get_order(actor, id)``, ``list_orders(actor, status=, distributor_id=, number=, page=,
 page_size=) -> Page[OrderOut]`` (orders carry ``distributor_name`` next to ``distributor_id``).
@@ -17,7 +18,10 @@ shipped). Rejecting and cancelling release the reservations. **Partial shipments
 stays ``approved`` while some units are shipped (``partially_shipped`` is true, lines carry
 ``shipped_qty``); it becomes ``shipped`` when every unit (paid and free) has shipped. Each
 shipment turns reservations into outbound stock, adds its value to receivables (due per
-payment terms) and emits ``order.shipped``. Returns are requests reviewed by staff and credited
+payment terms) and emits ``order.shipped``. **Receipt** (签收) is per shipment
+(``receive_shipment``) or for the whole order (``receive_order``, which also marks the
+shipments not yet received); the order becomes ``received`` once it is fully shipped and every
+shipment is received. Returns are requests reviewed by staff and credited
 at receipt (`handlers.returns`, which shares this module's locking and valuing). A line's units are valued
 proportionally (``amount * units / (qty + free_qty)``, rounded cumulatively so the parts sum
 exactly to the line amount). Illegal transitions -> 409 ``invalid_state``. Every transition is
@@ -100,6 +104,7 @@ __all__ = [
     "parse_in",
     "place_order",
     "receive_order",
+    "receive_shipment",
     "reject_order",
     "ship_order",
 ]
@@ -118,6 +123,7 @@ async def _full_out(order: Order) -> OrderOut:
                 carrier=sh.carrier,
                 tracking_no=sh.tracking_no,
                 shipped_at=sh.shipped_at,
+                received_at=sh.received_at,
                 amount=amount,
                 lines=sh_lines,
             )
@@ -400,12 +406,40 @@ async def ship_order(actor: Actor, order_id: int, data: ShipmentIn | dict) -> Or
 
 
 async def receive_order(actor: Actor, order_id: int) -> OrderOut:
-    """The distributor confirms a fully shipped order arrived (staff may record it too)."""
+    """The distributor confirms a fully shipped order arrived (staff may record it too); its
+    shipments not yet confirmed one by one are received with it."""
     _require(actor, Role.distributor, Role.admin, Role.manager)
     async with in_transaction():
         order = await _lock_order(actor, order_id)
         _expect(order, OrderStatus.SHIPPED)
-        return await _transition(actor, order, OrderStatus.RECEIVED, "order.received", received_at=now())
+        at = now()
+        await Shipment.filter(order_id=order.id, received_at__isnull=True).update(received_at=at)
+        return await _transition(actor, order, OrderStatus.RECEIVED, "order.received", received_at=at)
+
+
+async def receive_shipment(actor: Actor, order_id: int, shipment_id: int) -> OrderOut:
+    """The distributor confirms one shipment arrived (签收, one truck of a partial delivery);
+    when the order is fully shipped and every shipment is received, the order is received
+    (as by `receive_order`). Again: 409; a shipment not of this order: 404."""
+    _require(actor, Role.distributor, Role.admin, Role.manager)
+    async with in_transaction():
+        order = await _lock_order(actor, order_id)
+        _expect(order, OrderStatus.APPROVED, OrderStatus.SHIPPED)
+        shipment = await Shipment.filter(id=shipment_id, order_id=order.id).first()
+        if shipment is None:
+            raise NotFound("发货单不存在")
+        if shipment.received_at is not None:
+            raise InvalidState(
+                f"发货单 {shipment.id} 已于 {shipment.received_at.isoformat()} 签收",
+                {"shipment_id": shipment.id, "received_at": shipment.received_at.isoformat()},
+            )
+        at = now()
+        await Shipment.filter(id=shipment.id).update(received_at=at)
+        await record(actor, "shipment.received", "order", order.id, None, {"shipment_id": shipment.id})
+        pending = await Shipment.filter(order_id=order.id, received_at__isnull=True).exists()
+        if order.status == OrderStatus.SHIPPED and not pending:
+            return await _transition(actor, order, OrderStatus.RECEIVED, "order.received", received_at=at)
+        return await _full_out(order)
 
 
 async def complete_order(actor: Actor, order_id: int) -> OrderOut:

@@ -142,8 +142,23 @@ async def ship(ctx: Ctx) -> OrderOut:
     tags=("orders",),
 )
 async def receive(ctx: Ctx) -> OrderOut:
-    """Confirm a fully shipped order has arrived."""
+    """Confirm a fully shipped order has arrived (every shipment not yet received with it)."""
     return await ordering.receive_order(ctx.me, ctx.id)
+
+
+@api.route(
+    "POST",
+    r"/orders/{id:\d+}/shipments/{shipment_id:\d+}/receive",
+    body=Empty,
+    response=OrderOut,
+    roles={"distributor", *STAFF},
+    scope="object",
+    tags=("orders",),
+)
+async def receive_shipment(ctx: Ctx) -> OrderOut:
+    """签收 one shipment (partial deliveries); the order becomes `received` when it is fully
+    shipped and every shipment is received. A shipment already received: 409."""
+    return await ordering.receive_shipment(ctx.me, ctx.id, int(ctx.params["shipment_id"]))
 
 
 @api.route(
