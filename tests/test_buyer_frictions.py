@@ -182,7 +182,9 @@ async def test_receive_with_an_empty_body_still_receives_the_whole_order(client,
     assert status == 200 and body["status"] == "received"
     assert all(x["received_at"] for x in body["shipments"])
     # another distributor's user cannot receive a shipment of this order
-    stranger = auth(await token_for(await quick_user(UserRole.DISTRIBUTOR, distributor=await make_distributor())))
+    stranger = auth(
+        await token_for(await quick_user(UserRole.DISTRIBUTOR, distributor=await make_distributor()))
+    )
     o2 = await make_order(s["distributor"], product=s["product"], qty=1, status="shipped")
     sid = o2.shipments[0].id  # type: ignore[index]
     assert (await post(client, f"/orders/{o2.id}/shipments/{sid}/receive", stranger))[0] == 404

@@ -192,7 +192,9 @@ CASES: dict[tuple[str, str], Case] = {
         _on("approved", "/shipments", _lines), sees=STAFF_SEES, snapshot=_state
     ),
     ("POST", r"/orders/{id:\d+}/receive"): Case(_on("shipped", "/receive"), snapshot=_state),
-    ("POST", r"/orders/{id:\d+}/shipments/{shipment_id:\d+}/receive"): Case(_receive_shipment, snapshot=_state),
+    ("POST", r"/orders/{id:\d+}/shipments/{shipment_id:\d+}/receive"): Case(
+        _receive_shipment, snapshot=_state
+    ),
     ("POST", r"/orders/{id:\d+}/complete"): Case(
         _on("received", "/complete"), sees=STAFF_SEES, snapshot=_state
     ),
