@@ -100,7 +100,7 @@ CATALOGUE: list[tuple[str, str, str, str, str, list[str]]] = [
     ),
     ("水泥", "SN", "袋", "28", "海螺水泥 {s}", ["P.O 42.5 50kg", "P.O 52.5 50kg", "P.C 32.5R 50kg"]),
     # 散装 (bulk) is sold by the ton, cheaper than 20 bags of 50 kg
-    ("水泥", "SNS", "吨", "430", "海螺水泥 {s}", ["P.O 42.5 散装", "P.O 52.5 散装"]),
+    ("水泥", "SNS", "吨", "430", "海螺水泥 {s}", ["P.O 42.5 散装"]),
     (
         "防水卷材",
         "FS",
