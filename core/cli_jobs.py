@@ -8,6 +8,7 @@ import json
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -77,8 +78,9 @@ async def jobs(config: Config, args: argparse.Namespace) -> int:
         return 2
     async with job_runtime(config):
         if args.action == "list":
+            tz = ZoneInfo(config.scheduler.timezone)  # people read business time, not UTC
             for info in await list_jobs():
-                last = info.last_started_at.isoformat() if info.last_started_at else "never"
+                last = info.last_started_at.astimezone(tz).isoformat() if info.last_started_at else "never"
                 print(f"{info.name:22} {info.schedule:22} last: {last:32} {info.summary}")
             return 0
         params = {"period": args.period} if args.period else {}

@@ -38,6 +38,11 @@ def set_clock(clock: Clock) -> None:
     _clock = clock
 
 
+def current_clock() -> Clock:
+    """The clock in use (to put it back after a temporary one)."""
+    return _clock
+
+
 def now() -> datetime:
     return _clock.now()
 

@@ -202,13 +202,13 @@ async def _admit(
         number = await _next_number()
         async with transaction():
             try:
-                order, order_lines = await _write_order(actor, number, dist_id, lines, data)
+                order, order_lines, distributor_name = await _write_order(actor, number, dist_id, lines, data)
             except DomainError:
                 # Refused — unless a concurrent request with this key got there first (it may be
                 # why the stock or credit ran out): then its response is ours (KeyTaken).
                 await idempotency.claim(actor.user_id, key, fingerprint)
                 raise
-            out = _order_out(order, order_lines)
+            out = _order_out(order, order_lines, distributor_name)
             text = out.model_dump_json()
             await idempotency.store(actor.user_id, key, fingerprint, 201, text)
     return Admission(out, 201, text, False)
@@ -216,8 +216,9 @@ async def _admit(
 
 async def _write_order(
     actor: Actor, number: str, dist_id: int, lines: list[Wanted], data: OrderCreate
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Everything the admission writes but the key; the order row and its lines, as written."""
+) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+    """Everything the admission writes but the key; the order row and its lines, as written,
+    and the distributor's name (for the answer)."""
     dist = await lock_distributor(dist_id)
     if dist is None:
         raise NotFound("distributor not found")
@@ -274,7 +275,7 @@ async def _write_order(
     # Stock rows are locked from here to the commit: keep this tail short (which is why the
     # events above go out before the lines exist; they roll back with a refusal).
     allocation = await _allocate(dist, priced)
-    return order, await _write_lines(order_id, allocation, actor)
+    return order, await _write_lines(order_id, allocation, actor), dist.name
 
 
 def _default_ship_to(dist: _Distributor) -> dict[str, Any] | None:
@@ -411,10 +412,14 @@ _UNSET = dict.fromkeys(
 )
 
 
-def _order_out(order: dict[str, Any], lines: list[dict[str, Any]]) -> OrderOut:
+def _order_out(order: dict[str, Any], lines: list[dict[str, Any]], distributor_name: str) -> OrderOut:
     """The new order as every order answer shows it (`order_io.order_out`), from the values
     written rather than read back."""
-    return order_out(SimpleNamespace(**_UNSET, **order), [SimpleNamespace(**x) for x in lines])  # type: ignore[arg-type]
+    return order_out(
+        SimpleNamespace(**_UNSET, **order),  # type: ignore[arg-type]
+        [SimpleNamespace(**x) for x in lines],  # type: ignore[misc]
+        distributor_name=distributor_name,
+    )
 
 
 _COUNTER_SQL = (

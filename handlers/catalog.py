@@ -15,6 +15,7 @@ active company warehouse).
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from core.errors import NotFound
@@ -29,6 +30,11 @@ from models.product import Product
 
 
 class ProductPromotion(Out):
+    """What applies to the caller today. Two promotions may apply at once (a discount and a
+    buy-N-get-M): `name` joins their names, `valid_to` is the earliest last day (null: no end)."""
+
+    name: str | None = None
+    valid_to: date | None = None
     discount_rate: Decimal | None = None
     buy_n: int | None = None
     get_m: int | None = None
@@ -58,7 +64,14 @@ async def _rows(products: list[Product], ctx: PriceContext) -> list[ProductOut]:
 def _out(p: Product, quote: Quote | None, available: int) -> ProductOut:
     promo = None
     if quote is not None and (quote.discount_rate is not None or quote.buy_n):
-        promo = ProductPromotion(discount_rate=quote.discount_rate, buy_n=quote.buy_n, get_m=quote.get_m)
+        ends = [d for d in quote.promotion_ends if d is not None]
+        promo = ProductPromotion(
+            name="；".join(quote.promotion_names) or None,
+            valid_to=min(ends) if ends else None,
+            discount_rate=quote.discount_rate,
+            buy_n=quote.buy_n,
+            get_m=quote.get_m,
+        )
     return ProductOut(
         id=p.id,
         sku=p.sku,

@@ -6,18 +6,25 @@ from __future__ import annotations
 
 import itertools
 import random
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from core.clock import today
+from core.clock import BUSINESS_TZ, FixedClock, current_clock, now, set_clock, today
 from core.money import money
+from handlers.actor import SYSTEM
 from handlers.passwords import hash_password
 from handlers.product_match import catalogue_changed
 from handlers.text import pinyin_of
 from handlers.uscc import make_uscc
 from models.base import (
+    Beneficiary,
+    CommissionMode,
+    CommissionPeriod,
     ContractStatus,
     DistributorStatus,
     MovementReason,
@@ -25,9 +32,11 @@ from models.base import (
     PromotionKind,
     UserRole,
 )
+from models.commission import CommissionRule
 from models.contract import Contract
 from models.distributor import Distributor
-from models.order import Order
+from models.notification import Notification
+from models.order import Order, Shipment
 from models.product import PriceList, PriceListItem, Product, Promotion
 from models.stock import Stock, StockMovement, Warehouse
 from models.user import SalesAssignment, User
@@ -90,14 +99,9 @@ CATALOGUE: list[tuple[str, str, str, str, str, list[str]]] = [
         "方管 Q235 {s}",
         ["20×20", "30×30", "40×40", "50×50", "60×60", "80×80", "100×100"],
     ),
-    (
-        "水泥",
-        "SN",
-        "袋",
-        "28",
-        "海螺水泥 {s}",
-        ["P.O 42.5 50kg", "P.O 52.5 50kg", "P.C 32.5R 50kg", "P.O 42.5 散装"],
-    ),
+    ("水泥", "SN", "袋", "28", "海螺水泥 {s}", ["P.O 42.5 50kg", "P.O 52.5 50kg", "P.C 32.5R 50kg"]),
+    # 散装 (bulk) is sold by the ton, cheaper than 20 bags of 50 kg
+    ("水泥", "SNS", "吨", "430", "海螺水泥 {s}", ["P.O 42.5 散装"]),
     (
         "防水卷材",
         "FS",
@@ -215,6 +219,13 @@ CATALOGUE: list[tuple[str, str, str, str, str, list[str]]] = [
     ("地漏", "DL", "个", "35", "不锈钢防臭地漏 {s}", ["50口径", "75口径", "110口径", "长条形 600mm"]),
 ]
 
+# Pipes sold by the piece cost more the wider they are: one price per spec, in spec order.
+SPEC_PRICES: dict[str, list[str]] = {
+    "PPR": ["18", "28", "45", "70", "110", "175"],
+    "PVC": ["22", "38", "62", "120", "185"],
+    "BXG": ["95", "125", "160", "190", "260", "330", "410", "490", "620"],
+}
+
 # (name, level, region, parent index or None, payment terms, credit limit)
 DISTRIBUTORS: list[tuple[str, int, str, int | None, PaymentTerms, str]] = [
     ("上海沪建钢材贸易有限公司", 1, "华东", None, PaymentTerms.MONTHLY, "2000000"),
@@ -229,6 +240,61 @@ DISTRIBUTORS: list[tuple[str, int, str, int | None, PaymentTerms, str]] = [
     ("成都蜀建物资有限公司", 1, "西南", None, PaymentTerms.MONTHLY, "1500000"),
     ("重庆渝江建材有限公司", 2, "西南", 9, PaymentTerms.MONTHLY, "400000"),
     ("昆明滇中建材商贸有限公司", 2, "西南", 9, PaymentTerms.QUARTERLY, "300000"),
+]
+
+# Where each distributor (same order as DISTRIBUTORS) really is: its own city, not its region's.
+ADDRESSES = [
+    "上海市宝山区蕴川路1688号钢材市场B区12号",
+    "浙江省杭州市余杭区东湖北路318号建材城3幢",
+    "江苏省苏州市吴中区木渎镇金枫路228号",
+    "北京市丰台区南四环西路188号总部基地十二区",
+    "天津市东丽区津塘公路3018号建材市场C座",
+    "河北省石家庄市长安区和平东路506号",
+    "广东省广州市白云区石井大道128号钢材城",
+    "广东省深圳市宝安区福永街道福海大道96号",
+    "广东省佛山市南海区乐从镇钢铁世界商务中心A座",
+    "四川省成都市新都区大丰街道蜀龙大道中段666号",
+    "重庆市九龙坡区华岩镇西城大道99号建材市场",
+    "云南省昆明市官渡区螺蛳湾建材城5栋",
+]
+PHONES = ["021", "0571", "0512", "010", "022", "0311", "020", "0755", "0757", "028", "023", "0871"]
+
+# Categories the distributor-owned warehouse (杭州) stocks.
+OWN_CATEGORIES = {"水泥", "防水卷材", "防水涂料", "石膏板", "腻子粉", "瓷砖胶", "PPR管"}
+
+# (name, beneficiary, flat rate, distributor level or None)
+COMMISSION_RULES = [
+    ("业务员提成 2%", Beneficiary.SALES, "0.02", None),
+    ("一级经销商返利 0.5%", Beneficiary.DISTRIBUTOR, "0.005", 1),
+]
+
+# Order history: (distributor index, days ago, [(sku, qty)], paid 35 days later). Only
+# distributors on credit (monthly / quarterly terms); unpaid ones age into the buckets.
+HISTORY_DAYS = 150
+RECENT_DAYS = 7  # orders younger than this are shipped, not yet received
+HISTORY: list[tuple[int, int, list[tuple[str, int]], bool]] = [
+    (0, 150, [("LWG-003", 12), ("SNS-001", 30)], True),
+    (0, 95, [("GB-002", 8)], False),
+    (0, 50, [("LWG-005", 10), ("FS-002", 40)], False),
+    (0, 9, [("SN-001", 200), ("SGB-002", 100)], False),
+    (2, 120, [("DXG-003", 2), ("PPR-002", 80)], True),
+    (2, 40, [("KJ-001", 500)], False),
+    (2, 6, [("NZ-001", 60), ("CZJ-002", 40)], False),
+    (3, 130, [("LWG-008", 20)], True),
+    (3, 70, [("GZG-004", 6)], False),
+    (3, 12, [("GB-005", 10)], False),
+    (4, 60, [("JG-003", 5), ("CG-004", 5)], False),
+    (4, 8, [("PVC-003", 120)], False),
+    (6, 140, [("LWG-004", 15)], True),
+    (6, 45, [("SN-002", 300)], False),
+    (6, 10, [("FS-001", 60)], False),
+    (7, 80, [("BW-003", 30)], False),
+    (7, 5, [("RJQ-001", 20)], False),
+    (9, 110, [("LWG-006", 12)], True),
+    (9, 35, [("SGB-001", 300)], False),
+    (9, 9, [("LG-001", 400)], False),
+    (10, 65, [("XC-002", 8)], False),
+    (11, 100, [("FG-003", 4)], False),
 ]
 
 STAFF: list[tuple[str, str, UserRole, list[str]]] = [
@@ -251,9 +317,12 @@ async def seed_demo() -> dict[str, int]:
         warehouses = await _warehouses()
         distributors = await _distributors(users)
         await _stock(products, warehouses)
+        await _own_stock(products)
         await _price_lists(products)
         await _promotions(products)
+        await _commission_rules()
         await _contracts(distributors)
+        await _history(distributors, warehouses, users)
         await _orders(distributors, products, warehouses, users)
     await catalogue_changed()  # committed: the chat's product index rebuilds
     return {
@@ -308,8 +377,10 @@ async def _products() -> list[Product]:
 def _base_price(product: Product) -> Decimal:
     for category, prefix, _unit, price, _pattern, _specs in CATALOGUE:
         if product.sku.startswith(prefix + "-") and product.category == category:
-            # Bigger specs cost a little more per unit: deterministic spread of 0-9 %.
             step = int(product.sku.rsplit("-", 1)[1])
+            if prefix in SPEC_PRICES and step <= len(SPEC_PRICES[prefix]):
+                return money(SPEC_PRICES[prefix][step - 1])
+            # Bigger specs cost a little more per unit: deterministic spread of 0-9 %.
             return money(Decimal(price) * (Decimal(100 + step) / 100))
     return money("100")
 
@@ -344,10 +415,13 @@ async def _distributors(users: dict[str, User]) -> list[Distributor]:
                 payment_terms=terms,
                 status=DistributorStatus.ACTIVE,
                 contact=f"{name[:2]}采购部",
-                phone=f"1380000{i:04d}",
-                address=f"{REGIONS[region]}市demo路{i + 1}号",
+                phone=f"{PHONES[i]}-{66180000 + i * 1013}",
+                address=ADDRESSES[i],
             )
             await SalesAssignment.get_or_create(user=reps[region], distributor=d)
+        elif d.address and "demo路" in d.address:  # a demo seeded before addresses were real
+            d.address, d.phone = ADDRESSES[i], f"{PHONES[i]}-{66180000 + i * 1013}"
+            await d.save(update_fields=["address", "phone"])
         username = f"dist_{i + 1:02d}"
         if level == 1 and not await User.exists(username=username):
             await User.create(
@@ -397,8 +471,46 @@ async def _stock(products: list[Product], warehouses: dict[str, Warehouse]) -> N
             )
 
 
+async def _own_stock(products: list[Product]) -> None:
+    """The distributor-owned warehouse holds what a 二级 stocks for quick sale: finishing
+    materials, a few hundred of each, its own thresholds."""
+    wh = await Warehouse.get(code="WH-HZ-D")
+    have = set(await Stock.filter(warehouse=wh).values_list("product_id", flat=True))
+    rng = random.Random(571)
+    for product in products:
+        if product.category not in OWN_CATEGORIES or product.id in have:
+            continue
+        on_hand = rng.choice([30, 60, 120, 200, 400])
+        await Stock.create(
+            warehouse=wh,
+            product=product,
+            on_hand=on_hand,
+            reserved=0,
+            min_qty=20,
+            reorder_point=40,
+            max_qty=600,
+        )
+        await StockMovement.create(
+            warehouse=wh,
+            product=product,
+            reason=MovementReason.INBOUND,
+            ref_type="demo",
+            ref_id="seed",
+            delta_on_hand=on_hand,
+            delta_reserved=0,
+            on_hand_after=on_hand,
+            reserved_after=0,
+            note="期初入库",
+        )
+
+
+def _price_start() -> date:
+    """Price lists start on 1 January of the year the order history begins."""
+    return (today() - timedelta(days=HISTORY_DAYS)).replace(month=1, day=1)
+
+
 async def _price_lists(products: list[Product]) -> None:
-    start = today().replace(month=1, day=1)
+    start = _price_start()
     lists = [
         ("2026 一级经销价", 1, None, Decimal("1.00"), 0),
         ("2026 二级经销价", 2, None, Decimal("1.05"), 0),
@@ -443,6 +555,128 @@ async def _promotions(products: list[Product]) -> None:
             "active": True,
         },
     )
+
+
+async def _commission_rules() -> None:
+    """A rep's commission and a 一级 rebate, so 佣金 shows money from the order history."""
+    for name, beneficiary, rate, level in COMMISSION_RULES:
+        await CommissionRule.get_or_create(
+            name=name,
+            defaults={
+                "beneficiary": beneficiary,
+                "mode": CommissionMode.FLAT,
+                "rate": Decimal(rate),
+                "scope_level": level,
+                "period": CommissionPeriod.MONTH,
+                "valid_from": _price_start(),
+            },
+        )
+
+
+@contextmanager
+def _clock_at(at: datetime) -> Iterator[None]:
+    """Run real use-cases as of `at` (history gets true dates, due dates and periods)."""
+    before = current_clock()
+    set_clock(FixedClock(at))
+    try:
+        yield
+    finally:
+        set_clock(before)
+
+
+async def _history(
+    distributors: list[Distributor], warehouses: dict[str, Warehouse], users: dict[str, User]
+) -> None:
+    """Months of orders through the real lifecycle, each step at its own date: placed,
+    approved, shipped the next day, received, completed (commission accrues); some paid 35
+    days after. So aging has amounts in several buckets, turnover and overdue alerts have
+    something to show, and reps earn commission this month. The history's notifications are
+    removed: a demo starts with an inbox for today, not months of replay. Idempotent by note."""
+    from handlers.auth import build_actor
+    from handlers.finance import PaymentIn, record_payment
+
+    admin = await build_actor(users["admin"])
+    real_now = now()
+    central = {region: warehouses[code] for code, _name, region in WAREHOUSES}
+    for n, (index, days_ago, lines, paid) in enumerate(HISTORY, 1):
+        d = distributors[index]
+        note = f"演示历史订单 #{n}"
+        if await Order.exists(note=note, distributor=d):
+            continue
+        placed = datetime.combine(today() - timedelta(days=days_ago), time(10), BUSINESS_TZ)
+        for sku, qty in lines:
+            await _top_up(central[d.region], sku, qty)
+        order = await _lifecycle(admin, d, n, note, lines, placed, real_now)
+        if paid:
+            with _clock_at(placed + timedelta(days=35)):
+                await record_payment(
+                    SYSTEM,
+                    PaymentIn(
+                        distributor_id=d.id,
+                        amount=str(order.shipped_amount),
+                        paid_at=(placed + timedelta(days=35)).isoformat(),
+                        ref=f"DEMO-PAY-{n:03d}",
+                    ),
+                )
+        await Notification.filter(dedupe_key__startswith=f"order:{order.id}:").delete()
+
+
+async def _lifecycle(
+    admin: Any,
+    d: Distributor,
+    n: int,
+    note: str,
+    lines: list[tuple[str, int]],
+    placed: datetime,
+    real_now: datetime,
+) -> Any:
+    from handlers import ordering
+
+    body = {"distributor_id": d.id, "lines": [{"sku": s, "qty": q} for s, q in lines], "note": note}
+    with _clock_at(placed):
+        out = await ordering.place_order(admin, idempotency_key=f"demo-history-{n}", body=body)
+    await Order.filter(id=out.id).update(created_at=placed)
+    if out.status == "pending_review":
+        with _clock_at(placed + timedelta(hours=2)):
+            await ordering.approve_order(SYSTEM, out.id)
+    shipped = placed + timedelta(days=1)
+    with _clock_at(shipped):
+        out = await ordering.ship_order(
+            SYSTEM,
+            out.id,
+            {"lines": [{"sku": s, "qty": q} for s, q in _remaining(out)], "carrier": "德邦物流"},
+        )
+    for sh in out.shipments or []:
+        await Shipment.filter(id=sh.id).update(created_at=shipped)
+        await StockMovement.filter(ref_type="shipment", ref_id=str(sh.id)).update(created_at=shipped)
+    if real_now - placed < timedelta(days=RECENT_DAYS):
+        return out  # recent: on its way
+    with _clock_at(min(placed + timedelta(days=3), real_now - timedelta(minutes=2))):
+        out = await ordering.receive_order(SYSTEM, out.id)
+    with _clock_at(min(placed + timedelta(days=10), real_now - timedelta(minutes=1))):
+        return await ordering.complete_order(SYSTEM, out.id)
+
+
+def _remaining(out: Any) -> list[tuple[str, int]]:
+    left: dict[str, int] = {}
+    for line in out.lines:
+        left[line.sku] = left.get(line.sku, 0) + line.qty + line.free_qty - line.shipped_qty
+    return [(s, q) for s, q in left.items() if q > 0]
+
+
+async def _top_up(wh: Warehouse, sku: str, qty: int) -> None:
+    """Enough stock in the region's central warehouse for a history order (a real inbound)."""
+    from handlers.stock import AdjustmentIn, adjust_stock
+
+    row = await Stock.filter(warehouse=wh, product__sku=sku).first()
+    free = row.on_hand - row.reserved if row is not None else 0
+    if free < qty:
+        await adjust_stock(
+            SYSTEM,
+            AdjustmentIn(
+                warehouse_id=wh.id, sku=sku, delta=qty - free + 100, reason="inbound", note="采购入库"
+            ),
+        )
 
 
 async def _contracts(distributors: list[Distributor]) -> None:

@@ -38,7 +38,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, WithJsonSchema
 from tortoise.exceptions import IntegrityError
 from tortoise.functions import Sum
 from tortoise.queryset import QuerySet
@@ -48,7 +48,7 @@ from core.clock import BUSINESS_TZ, now, today
 from core.errors import InvalidState, NotFound
 from core.money import ZERO, money
 from core.runtime import runtime
-from core.schema import In, Money, Out, Page, StrictId, Timestamp
+from core.schema import DATE_MAX, DATE_MIN, In, Money, Out, Page, StrictId, in_calendar
 from handlers.actor import Actor
 from handlers.audit import record, snapshot
 from handlers.scope import require_distributor_in_scope, scoped
@@ -197,10 +197,41 @@ def _money_in(v: object) -> Decimal:
 PositiveMoneyIn = Annotated[Decimal, BeforeValidator(_money_in)]
 
 
+def _business_datetime(v: object) -> datetime:
+    """A time a person typed: ISO 8601 with offset as is; without an offset it is read in the
+    business timezone (Asia/Shanghai); a bare date ("2026-12-05") is the start of that business
+    day (00:00 Asia/Shanghai), so it books on that day in statements and the aging report."""
+    if not isinstance(v, str):
+        raise ValueError('must be a string like "2026-12-05" or "2026-12-05T10:30:00+08:00"')
+    text = v.strip()
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time.min, BUSINESS_TZ)
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("不是有效的日期或时间（例如 2026-12-05 或 2026-12-05T10:30:00+08:00）") from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=BUSINESS_TZ)
+
+
+BusinessDatetime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_business_datetime),
+    AfterValidator(in_calendar),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "ISO 8601; without an offset: Asia/Shanghai; a bare date: 00:00 that day;"
+            f" on a date within {DATE_MIN} .. {DATE_MAX}",
+            "examples": ["2026-12-05", "2026-12-05T10:30:00+08:00"],
+        }
+    ),
+]
+
+
 class PaymentIn(In):
     distributor_id: StrictId
     amount: PositiveMoneyIn
-    paid_at: Timestamp
+    paid_at: BusinessDatetime
     ref: Annotated[str, Field(min_length=1, max_length=64)]
 
 

@@ -165,7 +165,9 @@ async def run_job(
             await renewer
         if not await handle.release():
             log.warning("job_lock_expired", job=name, lease_s=spec.lease_s)
-    log.info("job_done", job=name, trigger=trigger, result=result)
+    # outbox_drain runs every few seconds: an idle run logs at DEBUG, not an INFO line per tick
+    quiet = not spec.record_idle and _idle(result)
+    (log.debug if quiet else log.info)("job_done", job=name, trigger=trigger, result=result)
     return JobRunOut(job=name, started_at=started, finished_at=finished, result=result)
 
 
@@ -230,6 +232,19 @@ async def list_jobs() -> list[JobInfo]:
             )
         )
     return out
+
+
+async def record_baseline(name: str) -> None:
+    """A job that never ran, seen at start: record now as where its history begins, without
+    running it (a fresh install must not replay the past; `scheduler.service.catch_up`)."""
+    at = clock_now()
+    await JobRun.create(
+        name=name,
+        started_at=at,
+        finished_at=at,
+        result={"trigger": "baseline", "skipped": "first start: earlier runs are not replayed"},
+        instance=runtime().instance_id,
+    )
 
 
 async def last_run_at(name: str) -> datetime | None:

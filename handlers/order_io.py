@@ -86,6 +86,7 @@ class ShipmentOut(Out):
     carrier: str | None
     tracking_no: str | None
     shipped_at: datetime
+    received_at: datetime | None = None  # 签收: confirmed per shipment, or all at /receive
     amount: Money
     lines: list[QtyOut]
 
@@ -102,6 +103,7 @@ class OrderOut(Out):
     id: int
     number: str
     distributor_id: int
+    distributor_name: str
     placed_by_id: int
     status: str
     partially_shipped: bool
@@ -168,6 +170,8 @@ def order_out(
     lines: list[OrderLine],
     shipments: list[ShipmentOut] | None = None,
     returns: list[ReturnOut] | None = None,
+    *,
+    distributor_name: str,
 ) -> OrderOut:
     lines = sorted(lines, key=lambda x: x.id)
     shipped_any = any(x.shipped_qty for x in lines)
@@ -175,6 +179,7 @@ def order_out(
         id=order.id,
         number=order.number,
         distributor_id=order.distributor_id,  # type: ignore[attr-defined]
+        distributor_name=distributor_name,
         placed_by_id=order.placed_by_id,  # type: ignore[attr-defined]
         status=str(order.status),
         partially_shipped=order.status == OrderStatus.APPROVED and shipped_any,

@@ -6,10 +6,11 @@ place callers import order use-cases from.
 
 Public use-cases (every one takes the acting `Actor` first; all raise core.errors types):
 ``approve_order``, ``reject_order(actor, id, reason)``, ``cancel_order(actor, id,
-reason=None)``, ``ship_order(actor, id, ShipmentIn)``, ``receive_order``, ``complete_order``
+reason=None)``, ``ship_order(actor, id, ShipmentIn)``, ``receive_order``,
+``receive_shipment(actor, id, shipment_id)``, ``complete_order``
 -> OrderOut; ``complete_due_orders() -> dict`` (the ``order_completion`` job);
-``get_order(actor, id)``, ``list_orders(actor, status=, distributor_id=, page=, page_size=) ->
-Page[OrderOut]``.
+``get_order(actor, id)``, ``list_orders(actor, status=, distributor_id=, number=, page=,
+page_size=) -> Page[OrderOut]`` (orders carry ``distributor_name`` next to ``distributor_id``).
 
 **Lifecycle**: ``pending_review -> approved -> shipped -> received -> completed``, plus
 ``rejected`` (from pending_review) and ``cancelled`` (pending_review, or approved with nothing
@@ -17,7 +18,10 @@ shipped). Rejecting and cancelling release the reservations. **Partial shipments
 stays ``approved`` while some units are shipped (``partially_shipped`` is true, lines carry
 ``shipped_qty``); it becomes ``shipped`` when every unit (paid and free) has shipped. Each
 shipment turns reservations into outbound stock, adds its value to receivables (due per
-payment terms) and emits ``order.shipped``. Returns are requests reviewed by staff and credited
+payment terms) and emits ``order.shipped``. **Receipt** (签收) is per shipment
+(``receive_shipment``) or for the whole order (``receive_order``, which also marks the
+shipments not yet received); the order becomes ``received`` once it is fully shipped and every
+shipment is received. Returns are requests reviewed by staff and credited
 at receipt (`handlers.returns`, which shares this module's locking and valuing). A line's units are valued
 proportionally (``amount * units / (qty + free_qty)``, rounded cumulatively so the parts sum
 exactly to the line amount). Illegal transitions -> 409 ``invalid_state``. Every transition is
@@ -100,6 +104,7 @@ __all__ = [
     "parse_in",
     "place_order",
     "receive_order",
+    "receive_shipment",
     "reject_order",
     "ship_order",
 ]
@@ -118,6 +123,7 @@ async def _full_out(order: Order) -> OrderOut:
                 carrier=sh.carrier,
                 tracking_no=sh.tracking_no,
                 shipped_at=sh.shipped_at,
+                received_at=sh.received_at,
                 amount=amount,
                 lines=sh_lines,
             )
@@ -128,7 +134,8 @@ async def _full_out(order: Order) -> OrderOut:
         returns.append(
             ReturnOut(id=r.id, reason=r.reason, amount=r.amount, created_at=r.created_at, lines=r_lines)
         )
-    return order_out(order, lines, shipments, returns)
+    name = await Distributor.filter(id=order.distributor_id).values_list("name", flat=True)  # type: ignore[attr-defined]
+    return order_out(order, lines, shipments, returns, distributor_name=name[0] if name else "")
 
 
 async def _shipment_amount(shipment_id: int) -> Decimal:
@@ -148,6 +155,13 @@ def _qty_by_sku(pairs: Any) -> list[QtyOut]:
 # --- reads --------------------------------------------------------------------------------
 
 
+async def _distributor_names(ids: set[int]) -> dict[int, str]:
+    """One query for a page's distributor names (not one per order)."""
+    if not ids:
+        return {}
+    return dict(await Distributor.filter(id__in=sorted(ids)).values_list("id", "name"))  # type: ignore[arg-type]
+
+
 async def get_order(actor: Actor, order_id: int) -> OrderOut:
     order = await scoped(Order.filter(id=order_id), actor).first()
     if order is None:
@@ -160,10 +174,15 @@ async def list_orders(
     *,
     status: str | None = None,
     distributor_id: int | None = None,
+    number: str | None = None,
     page: int = 1,
     page_size: int = 20,
 ) -> Page[OrderOut]:
+    """`number` matches a prefix (case-insensitive): a full number finds that order,
+    "SO20261205" that day's orders; within the caller's scope like everything else."""
     qs = scoped(Order.all(), actor)
+    if number:
+        qs = qs.filter(number__startswith=number.strip().upper())
     if status:
         try:
             qs = qs.filter(status=OrderStatus(status))
@@ -176,7 +195,8 @@ async def list_orders(
     orders = (
         await qs.order_by("-id").offset((page - 1) * page_size).limit(page_size).prefetch_related("lines")
     )
-    items = [order_out(o, list(o.lines)) for o in orders]
+    names = await _distributor_names({o.distributor_id for o in orders})  # type: ignore[attr-defined]
+    items = [order_out(o, list(o.lines), distributor_name=names.get(o.distributor_id, "")) for o in orders]  # type: ignore[attr-defined]
     return Page[OrderOut](items=items, total=total, page=page, page_size=page_size)
 
 
@@ -386,12 +406,40 @@ async def ship_order(actor: Actor, order_id: int, data: ShipmentIn | dict) -> Or
 
 
 async def receive_order(actor: Actor, order_id: int) -> OrderOut:
-    """The distributor confirms a fully shipped order arrived (staff may record it too)."""
+    """The distributor confirms a fully shipped order arrived (staff may record it too); its
+    shipments not yet confirmed one by one are received with it."""
     _require(actor, Role.distributor, Role.admin, Role.manager)
     async with in_transaction():
         order = await _lock_order(actor, order_id)
         _expect(order, OrderStatus.SHIPPED)
-        return await _transition(actor, order, OrderStatus.RECEIVED, "order.received", received_at=now())
+        at = now()
+        await Shipment.filter(order_id=order.id, received_at__isnull=True).update(received_at=at)
+        return await _transition(actor, order, OrderStatus.RECEIVED, "order.received", received_at=at)
+
+
+async def receive_shipment(actor: Actor, order_id: int, shipment_id: int) -> OrderOut:
+    """The distributor confirms one shipment arrived (签收, one truck of a partial delivery);
+    when the order is fully shipped and every shipment is received, the order is received
+    (as by `receive_order`). Again: 409; a shipment not of this order: 404."""
+    _require(actor, Role.distributor, Role.admin, Role.manager)
+    async with in_transaction():
+        order = await _lock_order(actor, order_id)
+        _expect(order, OrderStatus.APPROVED, OrderStatus.SHIPPED)
+        shipment = await Shipment.filter(id=shipment_id, order_id=order.id).first()
+        if shipment is None:
+            raise NotFound("发货单不存在")
+        if shipment.received_at is not None:
+            raise InvalidState(
+                f"发货单 {shipment.id} 已于 {shipment.received_at.isoformat()} 签收",
+                {"shipment_id": shipment.id, "received_at": shipment.received_at.isoformat()},
+            )
+        at = now()
+        await Shipment.filter(id=shipment.id).update(received_at=at)
+        await record(actor, "shipment.received", "order", order.id, None, {"shipment_id": shipment.id})
+        pending = await Shipment.filter(order_id=order.id, received_at__isnull=True).exists()
+        if order.status == OrderStatus.SHIPPED and not pending:
+            return await _transition(actor, order, OrderStatus.RECEIVED, "order.received", received_at=at)
+        return await _full_out(order)
 
 
 async def complete_order(actor: Actor, order_id: int) -> OrderOut:

@@ -61,6 +61,8 @@ class Quote:
     buy_n: int | None = None
     get_m: int | None = None
     promotion_ids: tuple[int, ...] = ()
+    promotion_names: tuple[str, ...] = ()  # of the promotions applied, in promotion_ids order
+    promotion_ends: tuple[date | None, ...] = ()  # their last valid day (None: open-ended)
 
     @property
     def price(self) -> Decimal:
@@ -134,7 +136,7 @@ _ITEMS_SQL = (
     " AND (pl.level IS NULL OR pl.level = {level}) AND {region}"
 )
 _PROMOS_SQL = (
-    "SELECT id, kind, product_id, category, discount_rate, buy_n, get_m FROM promotion"
+    "SELECT id, name, kind, product_id, category, discount_rate, buy_n, get_m, valid_to FROM promotion"
     " WHERE active AND valid_from <= {day} AND (valid_to IS NULL OR valid_to >= {day2})"
     " AND (level IS NULL OR level = {level}) AND {region}"
     " AND ({products} OR (product_id IS NULL AND (category IS NULL OR {categories})))"
@@ -264,11 +266,15 @@ def _apply_promotions(product: Priced, list_price: Decimal, promos: list[dict]) 
             key = (Decimal(m) / Decimal(n), -n, -promo["id"], n, m, promo["id"])
             if bngm is None or key[:3] > bngm[:3]:
                 bngm = key
+    ids = [k[-1] for k in (discount, bngm) if k is not None]
+    by_id = {promo["id"]: promo for promo in promos}
     return Quote(
         product_id=product.id,
         list_price=list_price,
         discount_rate=discount[0] if discount is not None else None,
         buy_n=bngm[3] if bngm is not None else None,
         get_m=bngm[4] if bngm is not None else None,
-        promotion_ids=tuple(k[-1] for k in (discount, bngm) if k is not None),
+        promotion_ids=tuple(ids),
+        promotion_names=tuple(by_id[i]["name"] for i in ids),
+        promotion_ends=tuple(_as_date(by_id[i]["valid_to"]) if by_id[i]["valid_to"] else None for i in ids),
     )

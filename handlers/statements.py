@@ -13,7 +13,9 @@ just ended, Asia/Shanghai; the job refuses a month that has not ended —
   shipped, payments, returns, adjustments (signed, payments and returns negative) and the
   closing balance = total, plus what was overdue on the month's last day (``as_of``,
   ``overdue``); lines = the month's ledger entries, each amount owed with its ``due_date`` —
-  due and overdue as the aging report and the overdue job define them (`handlers.finance`).
+  due and overdue as the aging report and the overdue job define them (`handlers.finance`);
+  shipment and return lines name their order (``order_id``, ``order_number``; null for
+  payments and adjustments).
 
 Rerunning changes nothing unless the data changed: an open or disputed statement is rebuilt
 (a disputed one whose content changed is reissued as `open`), a confirmed one is never
@@ -57,6 +59,7 @@ from models.base import ReceivableKind, StatementKind, StatementStatus
 from models.commission import CommissionEntry, Statement
 from models.distributor import Distributor
 from models.finance import ReceivableEntry
+from models.order import Order, OrderReturn, Shipment
 from models.user import User
 
 # --- building ---------------------------------------------------------------------------------
@@ -184,6 +187,7 @@ async def refresh_receivables_statement(distributor_id: int, month: str) -> str:
         "overdue": str(aged[0].overdue if aged else money(0)),
     }
     grace = grace_days()
+    orders = await _orders_of(rows)
     lines = [
         {
             "entry_id": r.id,
@@ -191,6 +195,8 @@ async def refresh_receivables_statement(distributor_id: int, month: str) -> str:
             "kind": str(r.kind),
             "ref_type": r.ref_type,
             "ref_id": r.ref_id,
+            "order_id": orders.get((r.ref_type, r.ref_id), (None, None))[0],
+            "order_number": orders.get((r.ref_type, r.ref_id), (None, None))[1],
             "amount": str(money(r.amount)),
             "due_at": r.due_at.isoformat() if r.due_at else None,
             "due_date": due_date(r.due_at, r.occurred_at, grace).isoformat() if r.amount > 0 else None,
@@ -209,6 +215,29 @@ async def refresh_receivables_statement(distributor_id: int, month: str) -> str:
         )
         outcome = "created"
     return await _issue(st, closing, lines, summary, outcome)
+
+
+async def _orders_of(rows: list[ReceivableEntry]) -> dict[tuple[str, str], tuple[int, str]]:
+    """(ref_type, ref_id) -> (order id, order number) for the shipment and return entries, so a
+    statement line names the order a buyer knows, not only a shipment id. Batched: a few
+    queries per statement, whatever its length."""
+    refs: dict[str, set[int]] = {"shipment": set(), "order_return": set()}
+    for r in rows:
+        if r.ref_type in refs and r.ref_id and r.ref_id.isdigit():
+            refs[r.ref_type].add(int(r.ref_id))
+    order_of: dict[tuple[str, str], int] = {}
+    for ref_type, model in (("shipment", Shipment), ("order_return", OrderReturn)):
+        if refs[ref_type]:
+            for ref_id, order_id in await model.filter(id__in=sorted(refs[ref_type])).values_list(
+                "id", "order_id"
+            ):
+                order_of[(ref_type, str(ref_id))] = order_id
+    if not order_of:
+        return {}
+    numbers = dict(
+        await Order.filter(id__in=sorted(set(order_of.values()))).values_list("id", "number")  # type: ignore[arg-type]
+    )
+    return {k: (oid, numbers[oid]) for k, oid in order_of.items() if oid in numbers}
 
 
 async def close_period(period: str | None = None) -> dict[str, Any]:

@@ -557,6 +557,7 @@ class Migration(migrations.Migration):
                 ('carrier', fields.CharField(null=True, max_length=64)),
                 ('tracking_no', fields.CharField(null=True, max_length=64)),
                 ('shipped_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('received_at', fields.DatetimeField(null=True, description='when the distributor confirmed this shipment arrived (签收)', auto_now=False, auto_now_add=False)),
                 ('created_by', fields.ForeignKeyField('qudao.User', source_field='created_by_id', null=True, db_constraint=True, to_field='id', related_name='created_shipments', on_delete=OnDelete.SET_NULL)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],

@@ -133,6 +133,9 @@ class Shipment(Model):
     carrier = fields.CharField(max_length=64, null=True)
     tracking_no = fields.CharField(max_length=64, null=True)
     shipped_at = fields.DatetimeField()
+    received_at = fields.DatetimeField(
+        null=True, description="when the distributor confirmed this shipment arrived (签收)"
+    )
     created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "qudao.User", related_name="created_shipments", null=True, on_delete=fields.SET_NULL
     )

@@ -4,7 +4,10 @@ Schedules come from `[scheduler.jobs]`: "cron:m h dom mon dow" (standard crontab
 Sunday — converted, since APScheduler 3 counts 0 as Monday), "interval:N" seconds or "off",
 in `[scheduler] timezone`. Every process may run a scheduler: each run takes the job's kv
 lock (a held lock = skip), and the jobs' dedupe keys make reruns harmless. On start, a cron
-job whose last scheduled time passed without a JobRun (the process was down) runs once now.
+job whose last scheduled time passed without a JobRun (the process was down) runs once now;
+a job that has never run (a fresh install, a newly enabled job) is not "behind": it gets a
+baseline JobRun at now and runs first at its next scheduled time, so a first start replays
+no history.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from core.clock import now as clock_now
 from core.logging import get_logger
 from core.outage import describe, outage_of
 from core.runtime import runtime
-from handlers.jobs import JOBS, last_run_at, run_job
+from handlers.jobs import JOBS, last_run_at, record_baseline, run_job
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -154,7 +157,8 @@ class SchedulerService:
                 self._tasks.discard(task)
 
     async def catch_up(self) -> list[str]:
-        """Run each cron job whose last scheduled time has no JobRun since (missed while down)."""
+        """Run each cron job whose last scheduled time has no JobRun since (missed while down);
+        a job with no JobRun at all only gets its baseline."""
         ran = []
         at = clock_now()
         for name, trigger in self.triggers.items():
@@ -164,7 +168,11 @@ class SchedulerService:
             if due is None:
                 continue
             last = await last_run_at(name)
-            if last is not None and last >= due:
+            if last is None:
+                await record_baseline(name)
+                log.info("scheduler_baseline", job=name)
+                continue
+            if last >= due:
                 continue
             log.info("scheduler_catch_up", job=name, missed=due.isoformat())
             await self.run(name)

@@ -189,6 +189,8 @@ async def test_promotions_show_in_the_price(client) -> None:
     )
     _, board = await _get(client, f"/products/{g.id}", h)
     assert board["price"] == "26.00" and board["promotion"] == {
+        "name": "买十送一",
+        "valid_to": None,
         "discount_rate": None,
         "buy_n": 10,
         "get_m": 1,

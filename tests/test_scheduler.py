@@ -19,6 +19,7 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 
 from channels.notifier import build_notifier
+from core.clock import now as clock_now
 from core.runtime import runtime
 from handlers.notify import notify
 from models.base import IdentityChannel, UserRole
@@ -89,15 +90,79 @@ async def low_stock_setup() -> list[int]:
     return [m.id for m in managers]
 
 
+async def ran_before(name: str, days_ago: int = 3) -> None:
+    """A run from an earlier start (the install is not fresh)."""
+    at = clock_now() - timedelta(days=days_ago)
+    await JobRun.create(name=name, started_at=at, finished_at=at, result={"trigger": "schedule"})
+
+
 async def test_catch_up_runs_a_missed_cron_job_once(db, config):  # type: ignore[no-untyped-def]
     managers = await low_stock_setup()
+    await ran_before("low_stock")
     cfg = config.with_overrides({"scheduler": {"jobs": {**ALL_OFF, "low_stock": "cron:0 0 * * *"}}})
     service = SchedulerService(cfg, catch_up=False)
     service.build()
-    assert await service.catch_up() == ["low_stock"]  # never ran: yesterday's run was missed
+    assert await service.catch_up() == ["low_stock"]  # ran 3 days ago: yesterday's run was missed
     assert await service.catch_up() == []  # it ran after the last due time
-    assert await JobRun.filter(name="low_stock").count() == 1
+    assert await JobRun.filter(name="low_stock").count() == 2
     assert await Notification.filter(recipient_id=managers[0]).count() == 3
+
+
+async def test_first_start_does_not_replay_history(db, config):  # type: ignore[no-untyped-def]
+    """ "A fresh install greets a manager with 87 unread items (all daily jobs catch up at first
+    start): first start should not replay history." """
+    managers = await low_stock_setup()
+    daily = {
+        name: "cron:0 8 * * *"
+        for name in ("low_stock", "overstock", "contract_expiry", "receivables_overdue", "daily_digest")
+    }
+    monthly = {"commission_statements": "cron:0 2 1 * *"}
+    cfg = config.with_overrides({"scheduler": {"jobs": {**ALL_OFF, **daily, **monthly}}})
+    service = SchedulerService(cfg, catch_up=False)
+    service.build()
+    assert await service.catch_up() == []  # nothing ever ran: nothing was missed
+    assert await Notification.filter(recipient_id__in=managers).count() == 0
+    baselines = await JobRun.all().values_list("name", "result")
+    assert sorted(n for n, _ in baselines) == sorted({**daily, **monthly})
+    assert all(r["trigger"] == "baseline" for _, r in baselines)
+    # the next start is no first start: a run missed from now on is caught up
+    await JobRun.filter(name="low_stock").update(started_at=clock_now() - timedelta(days=2))
+    assert await service.catch_up() == ["low_stock"]
+    assert await Notification.filter(recipient_id=managers[0]).count() == 3
+
+
+async def test_an_idle_outbox_drain_logs_at_debug(db, config, aiohttp_server):  # type: ignore[no-untyped-def]
+    """ "the drain logs an INFO line every 3 s" — only when it did something."""
+    from structlog.testing import capture_logs
+
+    from core.logging import setup_logging
+    from handlers.jobs import run_job
+
+    fake = await start_fake(aiohttp_server)
+    cfg = push_config(config, fake.base)
+    runtime().config = cfg
+    setup_logging("DEBUG", "console")  # the tests run at WARNING: let every level through
+    try:
+        idle, busy = await _drain_logs(cfg, capture_logs, run_job)
+    finally:
+        setup_logging("WARNING", "console")
+    done = [e for e in idle if e["event"] == "job_done"]
+    assert len(done) == 3 and {e["log_level"] for e in done} == {"debug"}
+    assert [e["log_level"] for e in busy if e["event"] == "job_done"] == ["info"]
+
+
+async def _drain_logs(config, capture_logs, run_job):  # type: ignore[no-untyped-def]
+    async with http_session() as http:
+        runtime().ports["notifier"] = build_notifier(config, http, runtime().kv)
+        with capture_logs() as idle:
+            for _ in range(3):
+                await run_job("outbox_drain", {"budget_s": 1}, trigger="schedule")
+        user = await quick_user(UserRole.MANAGER, regions=["华东"])
+        await bind(user, IdentityChannel.WECOM, f"mgr-{user.id}")
+        await notify(recipient_id=user.id, kind="order_status", title="T", body="b", dedupe_key="busy")
+        with capture_logs() as busy:
+            await run_job("outbox_drain", {"budget_s": 1}, trigger="schedule")
+    return idle, busy
 
 
 async def test_two_schedulers_and_drainers_send_each_alert_once(db, config, aiohttp_server):  # type: ignore[no-untyped-def]
@@ -107,6 +172,7 @@ async def test_two_schedulers_and_drainers_send_each_alert_once(db, config, aioh
     )
     runtime().config = cfg
     managers = await low_stock_setup()
+    await ran_before("low_stock")
     for i in range(20):  # plus some event-style notifications already waiting
         await notify(
             recipient_id=managers[i % 2], kind="order_status", title=f"E{i}", body="b", dedupe_key=f"e{i}"
@@ -130,7 +196,7 @@ async def test_two_schedulers_and_drainers_send_each_alert_once(db, config, aioh
         (c["body"]["touser"], c["body"]["text"]["content"]) for c in fake.calls("wecom.message")
     )
     assert set(per_user.values()) == {1}
-    assert await JobRun.filter(name="low_stock").count() == 1  # the other instance skipped (lock)
+    assert await JobRun.filter(name="low_stock").count() == 2  # the other instance skipped (lock)
 
 
 async def test_app_runs_the_scheduler_when_enabled(config, aiohttp_client):  # type: ignore[no-untyped-def]
@@ -178,6 +244,12 @@ def test_cli_jobs_list_and_run(config) -> None:  # type: ignore[no-untyped-def]
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["job"] == "contract_expiry" and "drafts" in out["result"]
+    # "`jobs list` shows UTC": times are in the business timezone, with the offset
+    p = _cli("jobs", "list", env=env)
+    (line,) = [x for x in p.stdout.splitlines() if x.startswith("contract_expiry ")]
+    shown = datetime.fromisoformat(line.split("last: ")[1].split()[0])
+    assert shown.utcoffset() == timedelta(hours=8)
+    assert shown == datetime.fromisoformat(out["started_at"])
 
 
 def test_cli_scheduler_starts_and_stops_on_sigterm(config, tmp_path) -> None:  # type: ignore[no-untyped-def]

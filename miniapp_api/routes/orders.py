@@ -25,6 +25,9 @@ class Empty(In):
 class OrdersQuery(PageQuery):
     status: str | None = Field(None, max_length=24)
     distributor_id: Id | None = None
+    number: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9]{1,20}$", description="order number or its prefix, e.g. SO20261205"
+    )
 
 
 @api.route(
@@ -53,10 +56,16 @@ async def place(ctx: Ctx) -> web.Response:
 
 @api.route("GET", "/orders", query=OrdersQuery, response=Page[OrderOut], tags=("orders",))
 async def list_orders(ctx: Ctx) -> Page[OrderOut]:
-    """Orders in your scope, newest first (filter by status, distributor_id)."""
+    """Orders in your scope, newest first (filter by status, distributor_id, and number: a full
+    order number or a prefix such as SO20261205)."""
     q: OrdersQuery = ctx.query
     return await ordering.list_orders(
-        ctx.me, status=q.status, distributor_id=q.distributor_id, page=q.page, page_size=q.page_size
+        ctx.me,
+        status=q.status,
+        distributor_id=q.distributor_id,
+        number=q.number,
+        page=q.page,
+        page_size=q.page_size,
     )
 
 
@@ -133,8 +142,23 @@ async def ship(ctx: Ctx) -> OrderOut:
     tags=("orders",),
 )
 async def receive(ctx: Ctx) -> OrderOut:
-    """Confirm a fully shipped order has arrived."""
+    """Confirm a fully shipped order has arrived (every shipment not yet received with it)."""
     return await ordering.receive_order(ctx.me, ctx.id)
+
+
+@api.route(
+    "POST",
+    r"/orders/{id:\d+}/shipments/{shipment_id:\d+}/receive",
+    body=Empty,
+    response=OrderOut,
+    roles={"distributor", *STAFF},
+    scope="object",
+    tags=("orders",),
+)
+async def receive_shipment(ctx: Ctx) -> OrderOut:
+    """签收 one shipment (partial deliveries); the order becomes `received` when it is fully
+    shipped and every shipment is received. A shipment already received: 409."""
+    return await ordering.receive_shipment(ctx.me, ctx.id, int(ctx.params["shipment_id"]))
 
 
 @api.route(

@@ -92,6 +92,12 @@ def _on(status: str, action: str, body: Any = None) -> Any:
     return probe
 
 
+async def _receive_shipment(world: Any, client: Any) -> Probe:
+    out, _ = await _order(world, "shipped")
+    sid = out.shipments[0].id
+    return Probe(f"/orders/{out.id}/shipments/{sid}/receive", body={}, extra={"order_id": out.id})
+
+
 async def _get_order(world: Any, client: Any) -> Probe:
     out, _ = await _order(world)
     return Probe(f"/orders/{out.id}")
@@ -186,6 +192,9 @@ CASES: dict[tuple[str, str], Case] = {
         _on("approved", "/shipments", _lines), sees=STAFF_SEES, snapshot=_state
     ),
     ("POST", r"/orders/{id:\d+}/receive"): Case(_on("shipped", "/receive"), snapshot=_state),
+    ("POST", r"/orders/{id:\d+}/shipments/{shipment_id:\d+}/receive"): Case(
+        _receive_shipment, snapshot=_state
+    ),
     ("POST", r"/orders/{id:\d+}/complete"): Case(
         _on("received", "/complete"), sees=STAFF_SEES, snapshot=_state
     ),
