@@ -155,3 +155,23 @@ async def test_query_and_body_framing_errors_are_chinese(client) -> None:
     assert error["message"] == "body: 请求体必须是键值对象"
     error = await _error(await client.get(f"{API}/distributors"), 401)
     assert error["message"] == "请先登录"
+
+
+@pytest.mark.parametrize(
+    ("change", "text"),
+    [
+        ({"uscc": "91110000MA00000000"}, "uscc: 统一社会信用代码无效（校验位不符）"),
+        ({"phone": "12"}, "phone: 请填写有效的手机号或座机号"),
+        ({"amount": 1.5}, 'amount: 金额应为字符串（如 "120000.00"）或整数'),
+        ({"amount": "abc"}, "amount: 金额应为数字"),
+        ({"customer_name": "  ·  "}, "customer_name: 客户名称过短"),
+    ],
+)
+async def test_lead_errors_are_chinese(client, change, text) -> None:
+    world = await make_world()
+    body = {"customer_name": "深圳市腾讯计算机系统有限公司", "phone": "13800138000"} | change
+    resp = await client.post("/api/v1/leads", json=body, headers=world.headers("east", "sales"))
+    error = await _error(resp, 400)
+    assert error["code"] == "validation_error" and error["message"] == text
+    resp = await client.get("/api/v1/leads/999999", headers=world.headers("east", "sales"))
+    assert (await _error(resp, 404))["message"] == "未找到该报备"
