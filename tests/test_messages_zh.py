@@ -175,3 +175,21 @@ async def test_lead_errors_are_chinese(client, change, text) -> None:
     assert error["code"] == "validation_error" and error["message"] == text
     resp = await client.get("/api/v1/leads/999999", headers=world.headers("east", "sales"))
     assert (await _error(resp, 404))["message"] == "未找到该报备"
+
+
+@pytest.mark.parametrize(
+    ("params", "text"),
+    [
+        ({"date_from": "2026-05-01", "date_to": "2026-04-01"}, "date_from: 开始日期不能晚于结束日期"),
+        ({"date_from": "2020-01-01", "date_to": "2026-04-01"}, "date_from: 日期范围最多 3 年"),
+        (
+            {"date_from": "2026-13-01", "date_to": "2026-04-01"},
+            "date_from: 日期格式应为 年-月-日（如 2026-01-31）",
+        ),
+    ],
+)
+async def test_report_range_errors_are_chinese(client, params, text) -> None:
+    world = await make_world()
+    resp = await client.get("/api/v1/reports/sales", params=params, headers=world.headers("", "admin"))
+    error = await _error(resp, 400)
+    assert error["code"] == "validation_error" and error["message"] == text
