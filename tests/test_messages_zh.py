@@ -193,3 +193,12 @@ async def test_report_range_errors_are_chinese(client, params, text) -> None:
     resp = await client.get("/api/v1/reports/sales", params=params, headers=world.headers("", "admin"))
     error = await _error(resp, 400)
     assert error["code"] == "validation_error" and error["message"] == text
+
+
+async def test_admin_user_errors_are_chinese(client) -> None:
+    world = await make_world()
+    h = world.headers("", "admin")
+    body = {"display_name": "小王", "role": "sales", "distributor_id": world.east.distributor.id}
+    error = await _error(await client.post(f"{API}/users", json=body, headers=h), 400)
+    assert error["message"] == "distributor_id: 仅经销商角色可填写"
+    assert error["details"] == {"field": "distributor_id"}
