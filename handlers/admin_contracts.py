@@ -46,7 +46,7 @@ class ContractIn(In):
     @model_validator(mode="after")
     def _dates(self) -> ContractIn:
         if self.end_date < self.start_date:
-            raise ValueError("end_date is before start_date")
+            raise ValueError("结束日期不能早于开始日期")
         return self
 
 
@@ -133,18 +133,18 @@ async def list_contracts(
 async def update_contract(actor: Actor, contract_id: int, data: ContractPatch) -> AdminContractOut:
     changes = data.model_dump(exclude_unset=True)
     if any(changes.get(k, 0) is None for k in ("number", "start_date", "end_date", "status")):
-        raise ValidationError("number, dates and status cannot be null")
+        raise ValidationError("合同编号、日期和状态不能为空")
     try:
         async with in_transaction():
             c = await get_or_404((await staff_contracts(actor)).select_for_update(), contract_id, "contract")
             if c.status == ContractStatus.TERMINATED:
-                raise InvalidState("contract is terminated")
+                raise InvalidState("该合同已终止")
             before = snapshot(c, FIELDS)
             if "status" in changes:
                 changes["status"] = ContractStatus(changes["status"])
             c.update_from_dict(changes)
             if c.end_date < c.start_date:
-                raise ValidationError("end_date is before start_date", {"field": "end_date"})
+                raise ValidationError("end_date: 结束日期不能早于开始日期", {"field": "end_date"})
             if "end_date" in changes and c.status == ContractStatus.EXPIRED and c.end_date >= _today():
                 c.status = ContractStatus.ACTIVE  # renewed
             await c.save()

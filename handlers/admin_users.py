@@ -141,13 +141,13 @@ async def _check_role_fields(actor: Actor, role: str, data: dict[str, Any]) -> N
     """Which scope fields fit which role, and that a manager stays inside its scope."""
     managing = manager_regions(actor) is not None
     if managing and role in ("admin", "manager"):
-        raise Forbidden("a manager may not manage admins or managers")
+        raise Forbidden("经理不能管理管理员或其他经理")
     if data.get("distributor_id") is not None and role != "distributor":
-        raise ValidationError("distributor_id: only for role distributor", {"field": "distributor_id"})
+        raise ValidationError("distributor_id: 仅经销商角色可填写", {"field": "distributor_id"})
     if data.get("distributor_ids") and role != "sales":
-        raise ValidationError("distributor_ids: only for role sales", {"field": "distributor_ids"})
+        raise ValidationError("distributor_ids: 仅销售角色可填写", {"field": "distributor_ids"})
     if data.get("regions") and role != "manager":
-        raise ValidationError("regions: only for role manager", {"field": "regions"})
+        raise ValidationError("regions: 仅经理角色可填写", {"field": "regions"})
     in_scope = await staff_distributor_ids(actor)
     wanted = [data["distributor_id"]] if data.get("distributor_id") is not None else []
     wanted += data.get("distributor_ids") or []
@@ -156,16 +156,16 @@ async def _check_role_fields(actor: Actor, role: str, data: dict[str, Any]) -> N
         visible = existing if in_scope is None else existing & set(in_scope)
         missing = sorted(set(wanted) - visible)
         if missing:
-            raise NotFound("distributor not found", {"field": "distributor_id(s)", "ids": missing})
+            raise NotFound("未找到该经销商", {"field": "distributor_id(s)", "ids": missing})
 
 
 async def create_user(actor: Actor, data: UserIn) -> UserOut:
     values = data.model_dump()
     await _check_role_fields(actor, data.role, values)
     if data.role == "distributor" and data.distributor_id is None:
-        raise ValidationError("distributor_id: required for role distributor", {"field": "distributor_id"})
+        raise ValidationError("distributor_id: 经销商角色须指定经销商", {"field": "distributor_id"})
     if data.password and not data.username:
-        raise ValidationError("username: required with a password", {"field": "username"})
+        raise ValidationError("username: 设置密码时须填写用户名", {"field": "username"})
     pw_hash = await hash_password_async(data.password) if data.password else None
     try:
         async with in_transaction():
@@ -205,11 +205,11 @@ async def list_users(actor: Actor, query: UserQuery, *, export: bool = False) ->
 async def update_user(actor: Actor, user_id: int, data: UserPatch) -> UserOut:
     changes = data.model_dump(exclude_unset=True)
     if changes.get("display_name", "") is None:
-        raise ValidationError("display_name: cannot be null", {"field": "display_name"})
+        raise ValidationError("display_name: 不能为空", {"field": "display_name"})
     user = await get_or_404(await staff_users(actor), user_id, "user")
     await _check_role_fields(actor, str(user.role), changes)
     if "password" in changes and not (changes.get("username") or user.username):
-        raise ValidationError("username: required with a password", {"field": "username"})
+        raise ValidationError("username: 设置密码时须填写用户名", {"field": "username"})
     pw_hash = await hash_password_async(changes["password"]) if changes.get("password") else None
     scope_changed = bool({"distributor_id", "distributor_ids", "regions"} & changes.keys())
     try:
@@ -227,7 +227,7 @@ async def update_user(actor: Actor, user_id: int, data: UserPatch) -> UserOut:
                 user.password_hash = pw_hash
             if user.role == UserRole.DISTRIBUTOR and user.distributor_id is None:  # type: ignore[attr-defined]
                 raise ValidationError(
-                    "distributor_id: required for role distributor", {"field": "distributor_id"}
+                    "distributor_id: 经销商角色须指定经销商", {"field": "distributor_id"}
                 )
             await user.save()
             if "distributor_ids" in changes:
@@ -261,7 +261,7 @@ async def _replace_assignments(actor: Actor, user_id: int, wanted: list[int]) ->
 async def _set_status(actor: Actor, user_id: int, status: UserStatus) -> User:
     user = await get_or_404(await staff_users(actor), user_id, "user")
     if user.id == actor.user_id and status == UserStatus.SUSPENDED:
-        raise InvalidState("you cannot suspend yourself")
+        raise InvalidState("不能停用自己的账号")
     async with in_transaction():
         user = await User.select_for_update().get(id=user.id)
         await require_whole_user(actor, user)
@@ -292,7 +292,7 @@ async def create_invite_code(actor: Actor, user_id: int) -> InviteCodeOut:
     an account. Valid for `auth.invite_ttl_s`."""
     user = await get_or_404(await staff_users(actor), user_id, "user")
     if user.status != UserStatus.ACTIVE:
-        raise InvalidState("user is suspended")
+        raise InvalidState("该用户已停用")
     async with in_transaction():
         await require_whole_user(actor, await User.select_for_update().get(id=user.id))
         invite = await issue_invite_code(actor, user.id)

@@ -42,7 +42,7 @@ async def actor_for_identity(channel: str, account_id: str) -> Actor | None:
 async def issue_invite_code(actor: Actor | None, user_id: int) -> InviteCode:
     user = await User.get_or_none(id=user_id)
     if user is None:
-        raise NotFound("user not found")
+        raise NotFound("未找到该用户")
     ttl = runtime().config.auth.invite_ttl_s
     code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LEN))
     invite = await InviteCode.create(
@@ -62,7 +62,7 @@ async def bind_identity(channel: str, account_id: str, invite_code: str, unionid
     绑定 and the mini-app's bind alike, so invite codes cannot be guessed at leisure."""
     code = invite_code.strip().upper()
     if not code or len(code) > 32:
-        raise ValidationError("invite_code: required", {"field": "invite_code"})
+        raise ValidationError("invite_code: 请填写邀请码", {"field": "invite_code"})
     key = f"auth:bindfail:acct:{channel}:{account_id}"
     limit = runtime().config.limits.bind_failures_per_account_per_hour
     await count_attempt(key, limit, HOUR, "邀请码错误次数过多，请稍后再试")
@@ -78,21 +78,21 @@ async def _claim_and_bind(channel: str, account_id: str, code: str, unionid: str
             used_at=now()
         )
         if claimed != 1:
-            raise ValidationError("invite code unknown, expired or already used", {"field": "invite_code"})
+            raise ValidationError("invite_code: 邀请码无效、已过期或已被使用", {"field": "invite_code"})
         invite = await InviteCode.get(code=code).select_related("user")
         user: User = invite.user
         if user.status != UserStatus.ACTIVE:
-            raise InvalidState("this account is suspended")
+            raise InvalidState("该账号已停用")
         existing = await Identity.get_or_none(channel=IdentityChannel(channel), account_id=account_id)
         if existing is not None and existing.user_id != user.id:  # type: ignore[attr-defined]
-            raise InvalidState("this account is already bound to another user")
+            raise InvalidState("该账号已绑定其他用户")
         if existing is None:
             try:
                 existing = await Identity.create(
                     user=user, channel=IdentityChannel(channel), account_id=account_id, unionid=unionid
                 )
             except IntegrityError:
-                raise InvalidState("this account is already bound to another user") from None
+                raise InvalidState("该账号已绑定其他用户") from None
         invite.used_by_identity = existing
         await invite.save(update_fields=["used_by_identity_id"])
         await record(

@@ -106,7 +106,7 @@ def normalize_phone(phone: str) -> str:
         return digits
     if 7 <= len(digits) <= 12 and not digits.startswith("1"):
         return digits
-    raise ValidationError("phone: not a valid mobile or landline number", {"field": "phone"})
+    raise ValidationError("phone: 请填写有效的手机号或座机号", {"field": "phone"})
 
 
 # --- inputs and outputs ----------------------------------------------------------------
@@ -127,13 +127,13 @@ class LeadIn(In):
         if v is None or isinstance(v, Decimal):
             return v
         if isinstance(v, bool) or not isinstance(v, str | int):
-            raise ValueError('amount must be a string like "120000.00" or an integer')
+            raise ValueError('金额应为字符串（如 "120000.00"）或整数')
         try:
             value = money(v)
         except ValueError:
-            raise ValueError("amount is not a number") from None
+            raise ValueError("金额应为数字") from None
         if value < 0 or value >= Decimal("1e12"):
-            raise ValueError("amount out of range")
+            raise ValueError("金额超出范围")
         return value
 
     @field_validator("uscc", "project", "region", mode="after")
@@ -200,12 +200,12 @@ class _Keys:
 def _keys(data: LeadIn) -> _Keys:
     name = normalize_name(data.customer_name)
     if len(name) < 2:
-        raise ValidationError("customer_name: too short after normalisation", {"field": "customer_name"})
+        raise ValidationError("customer_name: 客户名称过短", {"field": "customer_name"})
     uscc = None
     if data.uscc:
         uscc = normalize_uscc(unicodedata.normalize("NFKC", data.uscc))
         if not is_valid_uscc(uscc):
-            raise ValidationError("uscc: not a valid 统一社会信用代码 (check digit)", {"field": "uscc"})
+            raise ValidationError("uscc: 统一社会信用代码无效（校验位不符）", {"field": "uscc"})
     return _Keys(name, normalize_phone(data.phone), uscc)
 
 
@@ -280,13 +280,13 @@ async def register_lead(actor: Actor, data: LeadIn) -> RegisteredLead:
     kv = runtime().kv
     rate = await kv.rate_limit(f"leads:register:{actor.user_id}", REGISTRATIONS_PER_MIN, 60.0)
     if not rate.allowed:
-        raise RateLimited("too many lead registrations, slow down", retry_after=rate.retry_after)
+        raise RateLimited("报备过于频繁，请稍后再试", retry_after=rate.retry_after)
     region = await _owner_region(actor, data.region)
     try:
         async with kv.lock(REGISTER_LOCK, LOCK_LEASE_S, blocking_timeout=LOCK_WAIT_S):
             return await _register_locked(actor, data, keys, region)
     except LockNotAcquired:
-        raise RequestInProgress("lead registration is busy, please retry") from None
+        raise RequestInProgress("报备正在处理中，请稍后重试") from None
 
 
 async def _register_locked(actor: Actor, data: LeadIn, keys: _Keys, region: str) -> RegisteredLead:
@@ -366,7 +366,7 @@ async def list_leads(actor: Actor, query: LeadQuery) -> Page[LeadOut]:
 async def get_lead(actor: Actor, lead_id: int) -> LeadOut:
     lead = await _visible(actor).get_or_none(id=lead_id)
     if lead is None:
-        raise NotFound("lead not found")
+        raise NotFound("未找到该报备")
     return LeadOut.of(lead)
 
 
@@ -378,7 +378,7 @@ async def approve_lead(actor: Actor, lead_id: int) -> LeadOut:
         async with runtime().kv.lock(REGISTER_LOCK, LOCK_LEASE_S, blocking_timeout=LOCK_WAIT_S):
             return await _approve_locked(actor, lead_id)
     except LockNotAcquired:
-        raise RequestInProgress("lead registration is busy, please retry") from None
+        raise RequestInProgress("报备正在处理中，请稍后重试") from None
 
 
 async def _approve_locked(actor: Actor, lead_id: int) -> LeadOut:
@@ -449,9 +449,9 @@ async def reject_lead(actor: Actor, lead_id: int, reason: str) -> LeadOut:
 async def _pending(actor: Actor, lead_id: int) -> Lead:
     lead = await _visible(actor).get_or_none(id=lead_id)
     if lead is None:
-        raise NotFound("lead not found")
+        raise NotFound("未找到该报备")
     if lead.status != LeadStatus.PENDING_REVIEW:
-        raise InvalidState(f"lead is {lead.status}, only pending_review leads can be reviewed")
+        raise InvalidState("该报备已处理，只有待审核的报备可以审核")
     return lead
 
 
@@ -459,7 +459,7 @@ async def _transition(lead: Lead, to: LeadStatus, **fields: object) -> None:
     """Conditional update from pending_review: of two concurrent reviews, one wins."""
     changed = await Lead.filter(id=lead.id, status=LeadStatus.PENDING_REVIEW).update(status=to, **fields)
     if changed != 1:
-        raise InvalidState("lead was reviewed meanwhile")
+        raise InvalidState("该报备刚刚已被他人审核")
 
 
 async def expire_leads() -> dict[str, int]:

@@ -21,7 +21,7 @@ def parse_month(value: str) -> str:
         year, month = int(text[:4]), int(text[5:])
         if 2000 <= year <= 2999 and 1 <= month <= 12:
             return text
-    raise ValidationError("period must be YYYY-MM", {"field": "period"})
+    raise ValidationError("period: 期间格式应为 年-月（如 2026-01）", {"field": "period"})
 
 
 def next_month(month: str) -> str:

@@ -112,9 +112,9 @@ def _range(query: SalesQuery) -> tuple[date, date]:
             year, month = year - 1, month + 12
         date_from = date(year, month, 1)
     if date_from > date_to:
-        raise ValidationError("date_from is after date_to", {"field": "date_from"})
+        raise ValidationError("date_from: 开始日期不能晚于结束日期", {"field": "date_from"})
     if (date_to - date_from).days > MAX_RANGE_DAYS:
-        raise ValidationError("the date range may span at most 3 years", {"field": "date_from"})
+        raise ValidationError("date_from: 日期范围最多 3 年", {"field": "date_from"})
     return date_from, date_to
 
 
@@ -351,10 +351,10 @@ async def commissions_report(actor: Actor, query: CommissionReportQuery) -> Repo
     first = parse_month(query.period_from) if query.period_from else current_month()
     last = parse_month(query.period_to) if query.period_to else first
     if last < first:
-        raise ValidationError("period_to is before period_from", {"field": "period_to"})
+        raise ValidationError("period_to: 结束期间不能早于开始期间", {"field": "period_to"})
     months = month_range(first, last)
     if len(months) > 36:
-        raise ValidationError("at most 36 months at a time", {"field": "period_to"})
+        raise ValidationError("period_to: 一次最多查询 36 个月", {"field": "period_to"})
     qs = CommissionEntry.filter(period__in=months)
     subjects = await _subject_filter(actor)
     if subjects is not None:

@@ -12,7 +12,7 @@ async def create_admin(username: str, password: str, display_name: str) -> bool:
     if len(password) < 8:
         from core.errors import ValidationError
 
-        raise ValidationError("password must be at least 8 characters", {"field": "password"})
+        raise ValidationError("password: 密码至少 8 个字符", {"field": "password"})
     user = await User.get_or_none(username=username)
     if user is None:
         await User.create(

@@ -114,3 +114,91 @@ async def test_catalog_and_commission_rule_errors_are_chinese(client) -> None:
     rule |= {"scope": {"region": "华东"}, "rate": "1.5"}
     error = await _error(await client.post(f"{API}/commission-rules", json=rule, headers=manager), 400)
     assert "佣金比例须在 0 到 1 之间" in error["message"] and error["code"] == "validation_error"
+
+
+_BAD = "abc"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "kind", "text"),
+    [
+        ({"name": None}, "name", "missing", "name: 必填"),
+        ({"bogus": 1}, "bogus", "extra_forbidden", "bogus: 不允许的字段"),
+        ({"parent_id": _BAD}, "parent_id", "int_parsing", "parent_id: 应为整数"),
+        ({"name": "名" * 201}, "name", "string_too_long", "name: 最多 200 个字符"),
+        ({"uscc": "1"}, "uscc", "string_too_short", "uscc: 至少 18 个字符"),
+        ({"parent_id": 0}, "parent_id", "greater_than_equal", "parent_id: 不能小于 1"),
+        ({"level": 3}, "level", "literal_error", "level: 应为以下之一：1、2"),
+        ({"name": 5}, "name", "string_type", "name: 应为字符串"),
+    ],
+)
+async def test_pydantic_errors_are_chinese(client, change, field, kind, text) -> None:
+    world = await make_world()
+    body = {k: v for k, v in (_distributor() | change).items() if v is not None}
+    resp = await client.post(f"{API}/distributors", json=body, headers=world.headers("", "admin"))
+    error = await _error(resp, 400)
+    assert error["code"] == "validation_error" and error["message"] == text
+    first = error["details"]["fields"][0]
+    assert first == {"field": field, "message": text.split(": ", 1)[1], "type": kind}
+
+
+async def test_query_and_body_framing_errors_are_chinese(client) -> None:
+    world = await make_world()
+    h = world.headers("", "admin")
+    error = await _error(await client.get(f"{API}/distributors?parent_id=x", headers=h), 400)
+    assert error["message"] == "parent_id: 应为整数"
+    assert error["details"]["fields"][0]["type"] == "int_parsing"
+    hj = h | {"Content-Type": "application/json"}
+    error = await _error(await client.post(f"{API}/distributors", data=b"{", headers=hj), 400)
+    assert error == {"code": "validation_error", "message": "body: 请求体格式不正确，无法解析", "details": {}}
+    error = await _error(await client.post(f"{API}/distributors", data=b"[]", headers=hj), 400)
+    assert error["message"] == "body: 请求体必须是键值对象"
+    error = await _error(await client.get(f"{API}/distributors"), 401)
+    assert error["message"] == "请先登录"
+
+
+@pytest.mark.parametrize(
+    ("change", "text"),
+    [
+        ({"uscc": "91110000MA00000000"}, "uscc: 统一社会信用代码无效（校验位不符）"),
+        ({"phone": "12"}, "phone: 请填写有效的手机号或座机号"),
+        ({"amount": 1.5}, 'amount: 金额应为字符串（如 "120000.00"）或整数'),
+        ({"amount": "abc"}, "amount: 金额应为数字"),
+        ({"customer_name": "  ·  "}, "customer_name: 客户名称过短"),
+    ],
+)
+async def test_lead_errors_are_chinese(client, change, text) -> None:
+    world = await make_world()
+    body = {"customer_name": "深圳市腾讯计算机系统有限公司", "phone": "13800138000"} | change
+    resp = await client.post("/api/v1/leads", json=body, headers=world.headers("east", "sales"))
+    error = await _error(resp, 400)
+    assert error["code"] == "validation_error" and error["message"] == text
+    resp = await client.get("/api/v1/leads/999999", headers=world.headers("east", "sales"))
+    assert (await _error(resp, 404))["message"] == "未找到该报备"
+
+
+@pytest.mark.parametrize(
+    ("params", "text"),
+    [
+        ({"date_from": "2026-05-01", "date_to": "2026-04-01"}, "date_from: 开始日期不能晚于结束日期"),
+        ({"date_from": "2020-01-01", "date_to": "2026-04-01"}, "date_from: 日期范围最多 3 年"),
+        (
+            {"date_from": "2026-13-01", "date_to": "2026-04-01"},
+            "date_from: 日期格式应为 年-月-日（如 2026-01-31）",
+        ),
+    ],
+)
+async def test_report_range_errors_are_chinese(client, params, text) -> None:
+    world = await make_world()
+    resp = await client.get("/api/v1/reports/sales", params=params, headers=world.headers("", "admin"))
+    error = await _error(resp, 400)
+    assert error["code"] == "validation_error" and error["message"] == text
+
+
+async def test_admin_user_errors_are_chinese(client) -> None:
+    world = await make_world()
+    h = world.headers("", "admin")
+    body = {"display_name": "小王", "role": "sales", "distributor_id": world.east.distributor.id}
+    error = await _error(await client.post(f"{API}/users", json=body, headers=h), 400)
+    assert error["message"] == "distributor_id: 仅经销商角色可填写"
+    assert error["details"] == {"field": "distributor_id"}

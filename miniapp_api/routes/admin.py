@@ -335,9 +335,9 @@ async def _upload(request: web.Request) -> tuple[bytes, str | None]:
         async for part in reader:
             if isinstance(part, BodyPartReader) and part.name == "file":
                 return await part.read(decode=False), part.filename
-        raise ValidationError("multipart body without a `file` field", {"field": "file"})
+        raise ValidationError("file: 请以表单字段上传文件", {"field": "file"})
     data = await request.read()
     if not data:
-        raise ValidationError("empty body: send the CSV or XLSX file", {"field": "file"})
+        raise ValidationError("file: 请上传 CSV 或 XLSX 文件", {"field": "file"})
     name = "upload.xlsx" if request.content_type == XLSX_TYPE else None
     return data, name
