@@ -15,6 +15,7 @@ import asyncio
 import math
 import re
 import secrets
+import time
 import unicodedata
 import weakref
 from bisect import bisect_left
@@ -27,6 +28,7 @@ from pydantic import BaseModel
 from rapidfuzz import fuzz, process
 from tortoise.signals import post_delete, post_save
 
+from core.kv import KVUnavailable
 from core.runtime import runtime
 from handlers.text import fold, pinyin_of
 from models.base import ProductStatus
@@ -421,7 +423,12 @@ async def catalogue_changed() -> None:
         kv = runtime().kv
     except RuntimeError:  # no runtime (a script): nobody in this process matches
         return
-    await kv.set(VERSION_KEY, secrets.token_hex(8))
+    try:
+        await kv.set(VERSION_KEY, secrets.token_hex(8))
+        _cache.bump_pending = False
+    except KVUnavailable:
+        # The product is saved all the same; the bump is retried when the kv answers again.
+        _cache.bump_pending = True
 
 
 @post_save(Product)
@@ -434,12 +441,23 @@ async def _product_deleted(sender: type[Product], instance: Product, *args: obje
     await catalogue_changed()
 
 
+# While the kv is away an index is rebuilt at most this often: matching stays up, and a
+# product changed during the outage shows within this many seconds.
+OUTAGE_REBUILD_S = 30
+
+
 async def _version() -> str:
     kv = runtime().kv
-    value = await kv.get(VERSION_KEY)
-    if value is None:
-        await kv.set(VERSION_KEY, secrets.token_hex(8), nx=True)
-        value = await kv.get(VERSION_KEY) or b""
+    try:
+        if _cache.bump_pending:
+            await catalogue_changed()
+        value = await kv.get(VERSION_KEY)
+        if value is None:
+            await kv.set(VERSION_KEY, secrets.token_hex(8), nx=True)
+            value = await kv.get(VERSION_KEY) or b""
+    except KVUnavailable:
+        # Any token differs from these, so the first read after the outage rebuilds too.
+        return f"outage:{int(time.monotonic() // OUTAGE_REBUILD_S)}"
     return value.decode()
 
 
@@ -448,6 +466,7 @@ class _Cache:
     key: tuple[int, str] | None = None
     index: CatalogIndex | None = None
     rebuilds: int = 0  # how many indexes this process built (tests)
+    bump_pending: bool = False  # catalogue_changed() met a kv outage
 
 
 _cache = _Cache()

@@ -172,6 +172,18 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"qudao backend: {BACKEND}" + (f" (PostgreSQL {PG_URL}, Redis {REDIS_URL})" if SERVER else "")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`server_backend` tests run in the server pass only: tortoise caches each model's SQL for
+    the dialect it first met, so a PostgreSQL app in the SQLite pass's process would send SQLite
+    SQL. Deselected, not skipped: `make test` always runs the server pass too."""
+    if SERVER:
+        return
+    kept = [item for item in items if item.get_closest_marker("server_backend") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Under CI or on the server backend a skipped test is a failure: no hidden gaps."""
     if not STRICT:

@@ -66,6 +66,6 @@ def test_migrate_twice_and_seed_twice_on_a_fresh_sqlite_file(tmp_path: Path) -> 
     assert second.returncode == 0, second.stderr
     assert first.stdout == second.stdout  # same totals: nothing duplicated
     p = run("create-admin", "--username", "root", "--password", "short", env=env, cwd=tmp_path)
-    assert p.returncode == 1 and "at least 8" in _one_line(p)
+    assert p.returncode == 1 and "至少 8" in _one_line(p)
     p = run("create-admin", "--username", "root", "--password", "long-enough-pw", env=env, cwd=tmp_path)
     assert p.returncode == 0 and "created admin root" in p.stdout

@@ -196,7 +196,7 @@ def test_rule_resolution_priority_then_specificity_then_lowest_id() -> None:
 def test_periods() -> None:
     assert parse_month("2026-11") == "2026-11"
     for bad in ("2026-13", "26-11", "2026/11", "", "2026-1x"):
-        with pytest.raises(Exception, match="YYYY-MM"):
+        with pytest.raises(Exception, match="年-月"):
             parse_month(bad)
     assert next_month("2026-12") == "2027-01"
     assert quarter_of("2026-11") == "2026-Q4"

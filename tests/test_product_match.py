@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.kv import KVUnavailable
 from handlers.demo import CATALOGUE
 from handlers.product_match import CatalogIndex, CatalogItem, match_products, rank
 from handlers.text import pinyin_of
@@ -156,3 +157,33 @@ async def test_one_rebuild_for_many_concurrent_messages_after_a_change(db) -> No
     results = await asyncio.gather(*(match_products("石膏板 12") for _ in range(20)))
     assert product_match._cache.rebuilds == built + 1
     assert all(r.best is not None and r.best.id == new.id for r in results)
+
+
+class _KVDown:
+    """The runtime's kv store while Redis is away: every call is an outage."""
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[object]]:
+        async def down(*args: object, **kwargs: object) -> object:
+            raise KVUnavailable("kv down")
+
+        return down
+
+
+async def test_matching_and_product_writes_survive_a_kv_outage(db, monkeypatch) -> None:
+    """The index's version lives in the kv: with the kv away a save still commits and matching
+    still answers (rebuilt at most every OUTAGE_REBUILD_S), and the first read after it rebuilds."""
+    from core import runtime as rt
+    from handlers import product_match
+
+    await make_product(name="纸面石膏板 9.5mm 防潮", sku="SGB-901", category="石膏板", unit="张")
+    assert (await match_products("石膏板")).total == 1
+    kv = rt.runtime().kv
+    monkeypatch.setattr(rt.runtime(), "kv", _KVDown())
+    new = await make_product(name="纸面石膏板 12mm 防潮", sku="SGB-902", category="石膏板", unit="张")
+    assert product_match._cache.bump_pending
+    assert (await match_products("石膏板")).total == 2  # a new outage bucket: rebuilt from the db
+    monkeypatch.setattr(rt.runtime(), "kv", kv)
+    built = product_match._cache.rebuilds
+    result = await match_products("石膏板 12")
+    assert result.best is not None and result.best.id == new.id
+    assert product_match._cache.rebuilds == built + 1 and not product_match._cache.bump_pending

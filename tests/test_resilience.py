@@ -221,6 +221,7 @@ async def _pg_app(aiohttp_client, config: Config, proxy: FaultProxy, db_url: str
     return cli, s, auth(await token_for(s["user"]))
 
 
+@pytest.mark.server_backend
 async def test_postgres_down_is_503_unavailable_logged_once(  # type: ignore[no-untyped-def]
     config, pg_proxy, pg_db_url, aiohttp_client
 ) -> None:
@@ -244,6 +245,7 @@ async def test_postgres_down_is_503_unavailable_logged_once(  # type: ignore[no-
     assert "unhandled_error" not in events
 
 
+@pytest.mark.server_backend
 async def test_frozen_postgres_answers_503_within_the_bounds(  # type: ignore[no-untyped-def]
     config, pg_proxy, pg_db_url, aiohttp_client
 ) -> None:

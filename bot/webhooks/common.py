@@ -16,7 +16,7 @@ from channels.errors import InvalidPayload, InvalidSignature, Replayed, StaleTim
 from channels.wechat.crypto import TIMESTAMP_WINDOW_S, check_timestamp
 from core.clock import now
 from core.keys import CONFIG, HTTP, KV_STORE
-from core.kv import KV
+from core.kv import KV, KVUnavailable
 from core.logging import get_logger
 from core.web import error_response
 
@@ -105,7 +105,14 @@ class NonceMemory:
 async def claim_nonce(
     request: web.Request, channel: str, timestamp: str, nonce: str, content: str | bytes
 ) -> None:
-    await NonceMemory(request.config_dict[KV_STORE]).claim(channel, timestamp, nonce, content)
+    kv: KV = request.config_dict[KV_STORE]
+    try:
+        await NonceMemory(kv).claim(channel, timestamp, nonce, content)
+    except KVUnavailable:
+        # Redis away: remember pairs in this instance (as the delivery dedupe does) rather than
+        # refuse every chat message; the signature and the 5-minute window still hold.
+        log.warning("bot_nonce_memory_local", channel=channel)
+        await NonceMemory(kv.local).claim(channel, timestamp, nonce, content)
 
 
 def bad_payload(channel: str, exc: Exception) -> web.Response:
