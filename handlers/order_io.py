@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, StrictInt
 from pydantic import ValidationError as PydanticError
 
 from core.errors import ValidationError
+from core.pydantic_zh import zh_fields
 from core.schema import In, Money, Out, StrictId
 from models.base import OrderStatus
 from models.order import Order, OrderLine
@@ -132,10 +133,7 @@ def parse_in(model: type[BaseModel], data: Any) -> Any:
     try:
         return model.model_validate(data)
     except PydanticError as exc:
-        fields = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"], "type": e["type"]}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
+        fields = zh_fields(exc)
         raise ValidationError(f"{fields[0]['field']}: {fields[0]['message']}", {"fields": fields}) from None
 
 
