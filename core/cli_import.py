@@ -90,8 +90,11 @@ async def _actor(username: str | None):  # type: ignore[no-untyped-def]
 
 
 def _print_rejects(exc: DomainError) -> None:
-    details = exc.details
-    print(f"qudao: {exc.message}", file=sys.stderr)
+    details = exc.details  # the operator's summary in English; row reasons as users read them
+    print(
+        f"qudao: {details.get('rejected')} of {details.get('rows')} rows rejected, nothing imported",
+        file=sys.stderr,
+    )
     for err in details.get("errors", []):
         print(f"  row {err['row']}: " + "; ".join(err["errors"]), file=sys.stderr)
     if details.get("more"):

@@ -34,6 +34,17 @@ _HTTP_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
+_HTTP_ZH = {  # messages people read for errors aiohttp raises itself (unknown path, method, ...)
+    400: "请求有误",
+    401: "请先登录",
+    403: "没有权限",
+    404: "没有这个接口",
+    405: "不支持这种请求方法",
+    413: "请求内容太大（最多 {limit} 字节）",
+    415: "不支持这种内容类型",
+    429: "操作太频繁，请稍后再试",
+    503: "服务暂时不可用，请稍后重试",
+}
 UNAVAILABLE_TEXT = "服务暂时不可用（数据库连接失败或超时），请稍后重试"
 
 
@@ -160,7 +171,7 @@ async def error_json(request: web.Request, handler: Handler) -> web.StreamRespon
     """Every failure leaves as the documented error JSON; never a stack trace."""
     limit = request.config_dict[CONFIG].server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        return error_response(413, "payload_too_large", f"body over {limit} bytes")
+        return error_response(413, "payload_too_large", f"请求内容太大（最多 {limit} 字节）")
     try:
         resp = await handler(request)
         await _recheck_db(request)
@@ -171,7 +182,7 @@ async def error_json(request: web.Request, handler: Handler) -> web.StreamRespon
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        message = {404: "no such resource", 413: f"body over {limit} bytes"}.get(exc.status, exc.reason)
+        message = _HTTP_ZH.get(exc.status, "请求有误").format(limit=limit)
         resp = error_response(exc.status, code, message)
         for h in ("Allow", "Retry-After"):
             if h in exc.headers:
@@ -182,4 +193,4 @@ async def error_json(request: web.Request, handler: Handler) -> web.StreamRespon
         if unavailable is not None:
             return unavailable
         log.exception("unhandled_error", path=request.path)
-        return error_response(500, "internal_error", "internal error")
+        return error_response(500, "internal_error", "系统出错了，请稍后重试")

@@ -65,7 +65,7 @@ class LoginProvider(Protocol):
 def login_provider() -> LoginProvider:
     provider = runtime().ports.get("login")
     if provider is None:
-        raise PlatformUnavailable("platform login is not configured")
+        raise PlatformUnavailable("暂未开通该平台登录，请使用其他方式登录")
     return provider  # type: ignore[no-any-return]
 
 
@@ -215,7 +215,7 @@ async def password_login(username: str, password: str, client_ip: str) -> LoginO
             if attempt >= limit:
                 fields["locked_until"] = now() + timedelta(seconds=lock_s)
             await User.filter(id=user.id).update(**fields)
-        raise Unauthenticated("wrong username or password")
+        raise Unauthenticated("用户名或密码错误")
     assert user is not None
     with contextlib.suppress(KVUnavailable):
         await kv.delete(key, ip_key)
@@ -247,7 +247,7 @@ async def _platform_login(account: PlatformAccount) -> LoginOut:
     user = await user_for_identity(account.channel, account.account_id)
     if user is not None:
         if user.status != UserStatus.ACTIVE:
-            raise Unauthenticated("account suspended")
+            raise Unauthenticated("账号已停用，请联系管理员")
         return await _session(user)
     ticket = secrets.token_urlsafe(24)
     await runtime().kv.set_json(
@@ -271,7 +271,7 @@ async def dingtalk_login(auth_code: str, client_ip: str) -> LoginOut:
 
 
 def _ticket_gone() -> ValidationError:
-    return ValidationError("bind_ticket unknown or expired: log in again", {"field": "bind_ticket"})
+    return ValidationError("bind_ticket: 绑定已过期，请重新登录", {"field": "bind_ticket"})
 
 
 async def bind_with_ticket(bind_ticket: str, invite_code: str, client_ip: str) -> LoginOut:
@@ -321,7 +321,7 @@ async def logout(actor: Actor, everywhere: bool = False) -> LogoutOut:
 async def get_me(actor: Actor) -> MeOut:
     user = await User.get_or_none(id=actor.user_id)
     if user is None:
-        raise Unauthenticated("account no longer exists")
+        raise Unauthenticated("账号已不存在，请联系管理员")
     base = await user_out(user)
     idents = await Identity.filter(user_id=user.id).order_by("id")
     return MeOut(

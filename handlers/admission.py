@@ -77,6 +77,8 @@ from models.base import DistributorStatus, MovementReason, OrderStatus, PaymentT
 from models.distributor import Distributor
 from models.order import Order, OrderCounter, OrderLine
 
+DISTRIBUTOR_STATUS_ZH = {"applying": "尚在申请中", "active": "已启用", "suspended": "已停用"}
+
 
 @dataclass(frozen=True)
 class Admission:
@@ -101,7 +103,7 @@ async def admit_order(
     data: OrderCreate = parse_in(OrderCreate, body)
     if distributor_id is not None:
         if data.distributor_id not in (None, distributor_id):
-            raise field_error("distributor_id", "differs from the distributor named by the caller")
+            raise field_error("distributor_id", "与所选经销商不一致")
         data = data.model_copy(update={"distributor_id": distributor_id})
     key = idempotency.check_key(idempotency_key)
     fingerprint = idempotency.request_hash(data.model_dump(mode="json"))
@@ -122,7 +124,7 @@ async def admit_order(
             return admission
         if stored is not None:
             return _replay(stored)
-    raise RequestInProgress("a request with this Idempotency-Key is still running")
+    raise RequestInProgress("同一笔订单还在提交中，请稍后再试")
 
 
 def _replay(stored: idempotency.Stored) -> Admission:
@@ -132,12 +134,12 @@ def _replay(stored: idempotency.Stored) -> Admission:
 def _target_distributor(actor: Actor, distributor_id: int | None) -> int:
     if actor.role == Role.distributor:
         if distributor_id is not None and distributor_id != actor.distributor_id:
-            raise field_error("distributor_id", "a distributor user orders for its own distributor only")
+            raise field_error("distributor_id", "经销商账号只能为本经销商下单")
         if actor.distributor_id is None:
-            raise NotFound("distributor not found")
+            raise NotFound("未找到该经销商")
         return actor.distributor_id
     if distributor_id is None:
-        raise field_error("distributor_id", "required: name the distributor the order is for")
+        raise field_error("distributor_id", "必填：请指定为哪个经销商下单")
     require_distributor_in_scope(actor, distributor_id)
     return distributor_id
 
@@ -147,7 +149,7 @@ async def _rate_limit(actor: Actor) -> None:
     limit = rt.config.limits.orders_per_user_per_min
     result = await rt.kv.rate_limit(f"orders:u{actor.user_id}", limit, 60.0)
     if not result.allowed:
-        raise RateLimited("too many orders, slow down", retry_after=result.retry_after)
+        raise RateLimited("下单太频繁，请稍后再试", retry_after=result.retry_after)
 
 
 @dataclass
@@ -221,16 +223,18 @@ async def _write_order(
     and the distributor's name (for the answer)."""
     dist = await lock_distributor(dist_id)
     if dist is None:
-        raise NotFound("distributor not found")
+        raise NotFound("未找到该经销商")
     if dist.status != DistributorStatus.ACTIVE:
-        raise field_error("distributor_id", f"distributor is {dist.status}, not active")
+        raise field_error(
+            "distributor_id", f"该经销商{DISTRIBUTOR_STATUS_ZH.get(dist.status, dist.status)}，不能下单"
+        )
     priced = await _price_lines(dist, lines)
     total = money(sum((p.terms.amount for p in priced), ZERO))
     if dist.payment_terms != PaymentTerms.PREPAY:
         exposure = await credit_exposure(dist.id)
         if exposure + total > dist.credit_limit:
             raise CreditLimitExceeded(
-                "the order would exceed the credit limit",
+                "超出信用额度，订单未提交",
                 {
                     "credit_limit": str(money(dist.credit_limit)),
                     "exposure": str(exposure),
@@ -290,11 +294,11 @@ async def _price_lines(dist: _Distributor, lines: list[Wanted]) -> list[_Priced]
     for w in lines:
         p = products.get(w.sku)
         if p is None:
-            errors.append({"field": f"lines.{w.index}.sku", "message": f"unknown SKU {w.sku}"})
+            errors.append({"field": f"lines.{w.index}.sku", "message": f"商品编码不存在：{w.sku}"})
         elif p.status != ProductStatus.ACTIVE:
-            errors.append({"field": f"lines.{w.index}.sku", "message": f"SKU {w.sku} is not for sale"})
+            errors.append({"field": f"lines.{w.index}.sku", "message": f"商品 {w.sku} 已停售"})
         elif p.id not in quoted:
-            errors.append({"field": f"lines.{w.index}.sku", "message": f"SKU {w.sku} has no price for you"})
+            errors.append({"field": f"lines.{w.index}.sku", "message": f"商品 {w.sku} 暂无您的价格"})
     if errors:
         raise ValidationError(f"{errors[0]['field']}: {errors[0]['message']}", {"fields": errors})
     return [_Priced(w, products[w.sku], line_terms(quoted[products[w.sku].id], w.qty)) for w in lines]
@@ -338,7 +342,7 @@ async def _allocate(dist: _Distributor, priced: list[_Priced]) -> list[tuple[_Pr
             continue
         plan.append((p, chunks))
     if shortfalls:
-        raise InsufficientStock("not enough stock for some lines", {"items": shortfalls})
+        raise InsufficientStock("部分商品库存不足", {"items": shortfalls})
     return plan
 
 

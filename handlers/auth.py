@@ -46,7 +46,7 @@ async def issue_token(user: User) -> tuple[str, AuthToken]:
 async def authenticate_token(token: str) -> Actor:
     """Bearer token -> Actor, or Unauthenticated (unknown, expired, revoked, suspended)."""
     if len(token) > 256:
-        raise Unauthenticated("invalid or expired token")
+        raise Unauthenticated("登录已失效，请重新登录")
     digest = token_hash(token)
     kv = runtime().kv
     try:
@@ -57,7 +57,7 @@ async def authenticate_token(token: str) -> Actor:
         return actor_from_json(cached)
     row = await AuthToken.get_or_none(token_hash=digest).select_related("user")
     if row is None or row.revoked_at is not None or row.expires_at <= now():
-        raise Unauthenticated("invalid or expired token")
+        raise Unauthenticated("登录已失效，请重新登录")
     user: User = row.user
     actor = await build_actor(user, token_id=row.id)
     ttl = min(ACTOR_CACHE_TTL, (row.expires_at - now()).total_seconds())
@@ -71,7 +71,7 @@ async def build_actor(user: User, token_id: int | None = None) -> Actor:
     """The caller's role and the distributors it may see. Suspended users (or users of a
     suspended distributor) have no Actor at all."""
     if user.status != UserStatus.ACTIVE:
-        raise Unauthenticated("account suspended")
+        raise Unauthenticated("账号已停用，请联系管理员")
     role = Role(user.role)
     own: int | None = None
     dist: Distributor | None = None
@@ -79,7 +79,7 @@ async def build_actor(user: User, token_id: int | None = None) -> Actor:
         own = user.distributor_id  # type: ignore[attr-defined]
         dist = await Distributor.get_or_none(id=own) if own else None
         if dist is None or dist.status == DistributorStatus.SUSPENDED:
-            raise Unauthenticated("distributor suspended or missing")
+            raise Unauthenticated("所属经销商已停用或不存在，请联系管理员")
     return Actor(
         user_id=user.id,
         role=role,

@@ -180,17 +180,17 @@ async def add_receivable(
 def _money_in(v: object) -> Decimal:
     """Money in: a string ("1234.50") or an integer; never a float, at most 2 decimals, > 0."""
     if isinstance(v, bool) or not isinstance(v, str | int):
-        raise ValueError('must be a string like "1234.50" or an integer')
+        raise ValueError('金额应为字符串（如 "1234.50"）或整数')
     try:
         value = Decimal(str(v).strip())
     except ArithmeticError:
-        raise ValueError("not a money amount") from None
+        raise ValueError("不是有效的金额") from None
     if not value.is_finite() or value <= 0:
-        raise ValueError("must be a positive amount")
+        raise ValueError("金额必须大于 0")
     if value > MAX_AMOUNT:
-        raise ValueError("too large")
+        raise ValueError("金额超出范围")
     if value != value.quantize(Decimal("0.01")):
-        raise ValueError("at most 2 decimals")
+        raise ValueError("金额最多两位小数")
     return money(value)
 
 
@@ -202,7 +202,7 @@ def _business_datetime(v: object) -> datetime:
     business timezone (Asia/Shanghai); a bare date ("2026-12-05") is the start of that business
     day (00:00 Asia/Shanghai), so it books on that day in statements and the aging report."""
     if not isinstance(v, str):
-        raise ValueError('must be a string like "2026-12-05" or "2026-12-05T10:30:00+08:00"')
+        raise ValueError('日期应为字符串，如 "2026-12-05" 或 "2026-12-05T10:30:00+08:00"')
     text = v.strip()
     try:
         if len(text) == 10:
@@ -267,7 +267,7 @@ async def record_payment(actor: Actor, data: PaymentIn) -> PaymentOut:
         async with in_transaction():
             dist = await Distributor.filter(id=data.distributor_id).select_for_update(no_key=True).first()
             if dist is None:
-                raise NotFound("distributor not found")
+                raise NotFound("未找到该经销商")
             if await Payment.exists(distributor_id=dist.id, ref=data.ref):
                 raise _Duplicate()
             payment = await Payment.create(
@@ -288,9 +288,7 @@ async def record_payment(actor: Actor, data: PaymentIn) -> PaymentOut:
             await record(actor, "payment.create", "payment", payment.id, None, snapshot(payment))
             balance = await receivables_balance(dist.id)
     except (_Duplicate, IntegrityError):
-        raise InvalidState(
-            "a payment with this ref is already recorded for the distributor", {"field": "ref"}
-        ) from None
+        raise InvalidState("该经销商已登记过这个流水号（ref）的回款", {"field": "ref"}) from None
     return _payment_out(payment, balance)
 
 

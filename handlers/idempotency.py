@@ -68,10 +68,10 @@ class Stored:
 
 def check_key(key: str | None) -> str:
     if key is None or not key.strip():
-        raise ValidationError(f"{HEADER}: header is required", {"field": HEADER})
+        raise ValidationError(f"{HEADER}: 必填（请求头）", {"field": HEADER})
     key = key.strip()
     if not _KEY.match(key):
-        raise ValidationError(f"{HEADER}: 1-255 printable ASCII characters without spaces", {"field": HEADER})
+        raise ValidationError(f"{HEADER}: 应为 1-255 个可打印 ASCII 字符，不含空格", {"field": HEADER})
     return key
 
 
@@ -157,10 +157,10 @@ async def resolve(user_id: int, key: str, fingerprint: str) -> Stored | None:
         return None
     if rec.request_hash != fingerprint:
         raise IdempotencyKeyReused(
-            "this Idempotency-Key was used with a different request body", {"field": HEADER}
+            "这个幂等键（Idempotency-Key）已用于内容不同的请求，新订单请换一个", {"field": HEADER}
         )
     if rec.state != IdempotencyState.DONE:
-        raise RequestInProgress("a request with this Idempotency-Key is still running")
+        raise RequestInProgress("同一笔订单还在提交中，请稍后再试")
     stored = rec.response
     text = stored["text"] if isinstance(stored, dict) and "text" in stored else json.dumps(stored)
     return Stored(status_code=rec.status_code or 200, text=text)

@@ -30,6 +30,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from core.errors import InvalidState, ValidationError
+from core.pydantic_zh import zh_message
 from core.schema import Out
 from handlers.actor import Actor
 from handlers.admin_catalog import Sku, product_values
@@ -136,7 +137,7 @@ def _blank(cells: list[Any]) -> bool:
 def _table(rows: Iterator[tuple[int, list[Any]]]) -> Table:
     first = next((cells for _, cells in rows if not _blank(cells)), None)
     if first is None:
-        raise ValidationError("the file is empty (no header row)")
+        raise ValidationError("文件是空的（没有表头行）")
     if len(first) > MAX_COLUMNS:
         raise ValidationError(f"表头超过 {MAX_COLUMNS} 列", {"row": 1, "max_columns": MAX_COLUMNS})
     table = Table(_header(first))
@@ -144,7 +145,7 @@ def _table(rows: Iterator[tuple[int, list[Any]]]) -> Table:
         if _blank(cells):
             continue
         if len(table.rows) >= MAX_ROWS:  # while reading: the rest of the file is never read
-            raise ValidationError(f"too many rows: at most {MAX_ROWS} per import", {"max_rows": MAX_ROWS})
+            raise ValidationError(f"行数太多：每次最多导入 {MAX_ROWS} 行", {"max_rows": MAX_ROWS})
         values = {n: _text(cells[i]) if i < len(cells) else None for i, n in enumerate(table.header) if n}
         if len(cells) > len(table.header) and any(str(c).strip() for c in cells[len(table.header) :] if c):
             values["__extra__"] = True
@@ -191,7 +192,7 @@ class StockRow(Row):
             return int(v)
         if v is None:
             return v
-        raise ValueError("must be a whole number")
+        raise ValueError("应为整数")
 
 
 class DistributorRow(Row):
@@ -220,7 +221,7 @@ class DistributorRow(Row):
             return v
         code = normalize_uscc(v)
         if not is_valid_uscc(code):
-            raise ValueError("not a valid 统一社会信用代码 (check digit)")
+            raise ValueError("统一社会信用代码无效（校验位不符）")
         return code
 
 
@@ -244,8 +245,8 @@ class Errors:
         listed = [RowError(row=r, errors=self.by_row[r]).model_dump() for r in rows[:MAX_REPORTED]]
         first = rows[0]
         raise ImportRejected(
-            f"{len(rows)} of {total} rows rejected, nothing imported (first: row {first}: "
-            f"{self.by_row[first][0]})",
+            f"{total} 行中有 {len(rows)} 行有误，未导入任何数据"
+            f"（第一处：第 {first} 行：{self.by_row[first][0]}）",
             {
                 "rows": total,
                 "rejected": len(rows),
@@ -263,23 +264,23 @@ def _validate(kind: str, table: Table, errors: Errors, progress: Progress | None
     if unknown or missing:
         parts = []
         if missing:
-            parts.append("missing column(s): " + ", ".join(missing))
+            parts.append("缺少列：" + "、".join(missing))
         if unknown:
-            parts.append("unknown column(s): " + ", ".join(unknown))
+            parts.append("无法识别的列：" + "、".join(unknown))
         raise ValidationError(
-            "; ".join(parts) + f" (expected: {', '.join(allowed)})",
+            "；".join(parts) + f"（可用的列：{'、'.join(allowed)}）",
             {"row": 1, "missing": missing, "unknown": unknown},
         )
     out: list[tuple[int, Any]] = []
     for i, (number, values) in enumerate(table.rows, start=1):
         if values.pop("__extra__", False):
-            errors.add(number, "more cells than header columns")
+            errors.add(number, "单元格比表头的列多")
         try:
             out.append((number, model.model_validate({k: v for k, v in values.items() if v is not None})))
         except PydanticError as exc:
             for e in exc.errors(include_url=False, include_input=False):
                 where = ".".join(str(p) for p in e["loc"]) or "row"
-                errors.add(number, f"{where}: {e['msg']}")
+                errors.add(number, f"{where}: {zh_message(e)}")
         if progress and (i % 500 == 0 or i == len(table.rows)):
             progress("validate", i, len(table.rows))
     return out
@@ -290,7 +291,7 @@ def _dupes(rows: list[tuple[int, Any]], key: Callable[[Any], Any], what: str, er
     for number, row in rows:
         k = key(row)
         if k in seen:
-            errors.add(number, f"{what} {k!r} repeats row {seen[k]}")
+            errors.add(number, f"{what} {k} 与第 {seen[k]} 行重复")
         else:
             seen[k] = number
 
@@ -315,7 +316,7 @@ async def import_file(
 ) -> ImportReport:
     """Validate every row, then write all of them in one transaction — or nothing."""
     if kind not in KINDS:
-        raise ValidationError(f"kind must be one of {', '.join(KINDS)}", {"field": "kind"})
+        raise ValidationError(f"kind: 应为以下之一：{'、'.join(KINDS)}", {"field": "kind"})
     require_staff(actor)
     if kind == "products":
         require_admin(actor)
@@ -323,7 +324,7 @@ async def import_file(
     # the server keeps answering (health checks, other requests) while a big file is read
     table = await asyncio.to_thread(read_table, data, filename)
     if not table.rows:
-        raise ValidationError("the file has a header but no rows")
+        raise ValidationError("文件只有表头，没有数据行")
     errors = Errors()
     rows = await asyncio.to_thread(_validate, kind, table, errors, progress)
     report = ImportReport(kind=kind, import_id=secrets.token_hex(6), rows=len(table.rows))
@@ -331,9 +332,7 @@ async def import_file(
     try:
         await writer(actor, rows, errors, report, progress, len(table.rows))
     except IntegrityError:
-        raise InvalidState(
-            "the data changed during the import (a duplicate appeared); nothing imported"
-        ) from None
+        raise InvalidState("导入期间数据有变化（出现了重复），未导入任何数据") from None
     if kind == "products":  # bulk writes send no save signals
         await catalogue_changed()
     return report
@@ -417,10 +416,10 @@ async def _stock(
         wh = warehouses.get(r.warehouse)
         known = True
         if wh is None or not (scope_ids is None or in_regions(actor, wh[1]) or wh[2] in scope_ids):
-            errors.add(number, f"warehouse: no warehouse {r.warehouse!r}")
+            errors.add(number, f"warehouse: 仓库不存在：{r.warehouse}")
             known = False
         if r.sku not in products:
-            errors.add(number, f"sku: no product {r.sku!r}")
+            errors.add(number, f"sku: 商品编码不存在：{r.sku}")
             known = False
         if known:
             good.append((number, r))
@@ -441,12 +440,10 @@ async def _stock(
             s = current.get(key)
             old, reserved = (s.on_hand, s.reserved) if s else (0, 0)
             if r.on_hand < reserved:
-                errors.add(number, f"on_hand: {r.on_hand} is below the {reserved} units reserved for orders")
+                errors.add(number, f"on_hand: {r.on_hand} 低于订单已预留的 {reserved}")
                 continue
             if r.reason == "inbound" and r.on_hand < old:
-                errors.add(
-                    number, f"reason: inbound cannot lower stock ({old} -> {r.on_hand}); use stocktake"
-                )
+                errors.add(number, f"reason: 入库不能减少库存（{old} → {r.on_hand}），请用盘点（stocktake）")
                 continue
             if r.on_hand == old and s is not None:
                 report.unchanged += 1
@@ -516,25 +513,23 @@ async def _distributors(
     )
     for number, r in rows:
         if r.uscc in known:
-            errors.add(number, f"uscc: {r.uscc} already exists")
+            errors.add(number, f"uscc: {r.uscc} 已存在")
         if not in_regions(actor, r.region):
-            errors.add(number, f"region: {r.region!r} is not in your scope")
+            errors.add(number, f"region: {r.region} 不在您的管辖范围内")
         if r.level == 1 and r.parent_uscc:
-            errors.add(number, "parent_uscc: a 一级 distributor has no parent")
+            errors.add(number, "parent_uscc: 一级经销商不能有上级")
         if r.level == 2:
             parent = in_file.get(r.parent_uscc or "") or known.get(r.parent_uscc or "")
             if not r.parent_uscc or parent is None:
-                errors.add(number, "parent_uscc: a 二级 distributor needs an existing 一级 parent")
+                errors.add(number, "parent_uscc: 二级经销商须指定已有的一级经销商作为上级")
             else:
                 p_level, p_region = (
                     (parent.level, parent.region) if isinstance(parent, DistributorRow) else parent[1:]
                 )
                 if p_level != 1 or p_region != r.region:
-                    errors.add(
-                        number, "parent_uscc: the parent must be a 一级 distributor in the same region"
-                    )
+                    errors.add(number, "parent_uscc: 上级必须是同一区域的一级经销商")
         if r.sales_rep and r.sales_rep not in reps:
-            errors.add(number, f"sales_rep: no sales user {r.sales_rep!r}")
+            errors.add(number, f"sales_rep: 没有这个业务员：{r.sales_rep}")
     errors.raise_if_any(total)
     async with in_transaction():
         ordered = [r for _, r in rows if r.level == 1] + [r for _, r in rows if r.level == 2]

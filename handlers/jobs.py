@@ -116,7 +116,7 @@ class JobRunOut(Out):
 def check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     period = params.get("period")
     if period is not None and not (isinstance(period, str) and _PERIOD.match(period)):
-        raise ValidationError("period: must be YYYY-MM", {"field": "period"})
+        raise ValidationError("period: 格式应为 年-月（如 2026-11）", {"field": "period"})
     if name == "commission_statements" and period is not None:
         require_ended(period)  # closing a running month would push later entries into the next
     return params
@@ -125,7 +125,7 @@ def check_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
 def spec_of(name: str) -> JobSpec:
     spec = JOBS.get(name)
     if spec is None:
-        raise NotFound(f"no job named {name!r}")
+        raise NotFound(f"没有名为 {name} 的任务")
     return spec
 
 
@@ -140,7 +140,7 @@ async def run_job(
     if trigger == "manual":
         handle = await kv.acquire_lock(f"job:{name}", spec.lease_s, blocking_timeout=MANUAL_WAIT_S)
         if handle is None:
-            raise InvalidState(f"job {name} is running on another instance")
+            raise InvalidState(f"任务 {name} 正在运行，请稍后再试")
     else:
         handle = await kv.try_lock(f"job:{name}", spec.lease_s)
         if handle is None:

@@ -22,6 +22,16 @@ from models.base import OrderStatus
 from models.order import Order, OrderLine
 
 MAX_QTY = 1_000_000
+# how order statuses read in messages people see (errors, chat)
+ORDER_STATUS_ZH = {
+    OrderStatus.PENDING_REVIEW: "待审核",
+    OrderStatus.APPROVED: "已审核",
+    OrderStatus.SHIPPED: "已发货",
+    OrderStatus.RECEIVED: "已收货",
+    OrderStatus.COMPLETED: "已完成",
+    OrderStatus.REJECTED: "已驳回",
+    OrderStatus.CANCELLED: "已取消",
+}
 MAX_LINES = 100
 Qty = Annotated[StrictInt, Field(ge=1, le=MAX_QTY)]
 
@@ -137,6 +147,11 @@ def parse_in(model: type[BaseModel], data: Any) -> Any:
         raise ValidationError(f"{fields[0]['field']}: {fields[0]['message']}", {"fields": fields}) from None
 
 
+def status_zh(status: str) -> str:
+    """An order status as people read it ("pending_review" -> "待审核")."""
+    return ORDER_STATUS_ZH.get(status, status)  # type: ignore[call-overload]
+
+
 def field_error(field: str, message: str) -> ValidationError:
     return ValidationError(f"{field}: {message}", {"fields": [{"field": field, "message": message}]})
 
@@ -157,7 +172,7 @@ def merge_lines(lines: list[LineIn]) -> list[Wanted]:
         if sku in merged:
             merged[sku].qty += line.qty
             if merged[sku].qty > MAX_QTY:
-                raise field_error(f"lines.{i}.qty", f"sku {sku} adds up to more than {MAX_QTY}")
+                raise field_error(f"lines.{i}.qty", f"商品 {sku} 合计数量超过 {MAX_QTY}")
         else:
             merged[sku] = Wanted(sku, line.qty, i)
     return list(merged.values())

@@ -71,6 +71,7 @@ from handlers.order_io import (
     merge_lines,
     order_out,
     parse_in,
+    status_zh,
 )
 from handlers.scope import require_distributor_in_scope, scoped
 from models.base import MovementReason, OrderStatus, ReceivableKind
@@ -165,7 +166,7 @@ async def _distributor_names(ids: set[int]) -> dict[int, str]:
 async def get_order(actor: Actor, order_id: int) -> OrderOut:
     order = await scoped(Order.filter(id=order_id), actor).first()
     if order is None:
-        raise NotFound("order not found")
+        raise NotFound("未找到该订单")
     return await _full_out(order)
 
 
@@ -187,7 +188,7 @@ async def list_orders(
         try:
             qs = qs.filter(status=OrderStatus(status))
         except ValueError:
-            raise field_error("status", f"one of {', '.join(s.value for s in OrderStatus)}") from None
+            raise field_error("status", f"应为以下之一：{'、'.join(s.value for s in OrderStatus)}") from None
     if distributor_id is not None:
         require_distributor_in_scope(actor, distributor_id)
         qs = qs.filter(distributor_id=distributor_id)
@@ -205,7 +206,7 @@ async def list_orders(
 
 def _require(actor: Actor, *roles: Role) -> None:
     if actor.role not in roles:
-        raise Forbidden("your role may not do this")
+        raise Forbidden("您的角色不能进行这个操作")
 
 
 async def _lock_order(actor: Actor, order_id: int, *, lock_distributor: bool = False) -> Order:
@@ -214,11 +215,11 @@ async def _lock_order(actor: Actor, order_id: int, *, lock_distributor: bool = F
     if lock_distributor:
         row = await scoped(Order.filter(id=order_id), actor).values_list("distributor_id", flat=True)
         if not row:
-            raise NotFound("order not found")
+            raise NotFound("未找到该订单")
         await admission.lock_distributor(row[0])
     order = await scoped(Order.filter(id=order_id), actor).select_for_update(no_key=True).first()
     if order is None:
-        raise NotFound("order not found")
+        raise NotFound("未找到该订单")
     if actor.role == Role.distributor and order.distributor_id != actor.distributor_id:  # type: ignore[attr-defined]
         raise Forbidden("只能操作本经销商自己的订单（下级经销商的订单只可查看）")
     return order
@@ -226,9 +227,9 @@ async def _lock_order(actor: Actor, order_id: int, *, lock_distributor: bool = F
 
 def _expect(order: Order, *statuses: OrderStatus) -> None:
     if order.status not in statuses:
-        allowed = " or ".join(s.value for s in statuses)
+        allowed = "或".join(status_zh(s) for s in statuses)
         raise InvalidState(
-            f"order {order.number} is {order.status}, expected {allowed}",
+            f"订单 {order.number} 当前{status_zh(order.status)}，只有{allowed}的订单可以这样操作",
             {"status": str(order.status), "expected": [s.value for s in statuses]},
         )
 
@@ -274,9 +275,7 @@ async def cancel_order(actor: Actor, order_id: int, reason: str | None = None) -
         _expect(order, OrderStatus.PENDING_REVIEW, OrderStatus.APPROVED)
         lines = await OrderLine.filter(order_id=order.id)
         if any(x.shipped_qty for x in lines):
-            raise InvalidState(
-                "part of the order has shipped: it can no longer be cancelled", {"status": "approved"}
-            )
+            raise InvalidState("订单已部分发货，不能再取消", {"status": "approved"})
         await _release(order, actor, None, lines)
         return await _transition(
             actor, order, OrderStatus.CANCELLED, "order.cancelled", cancelled_at=now(), cancel_reason=reason
@@ -326,10 +325,10 @@ def _pick(lines: list[OrderLine], wanted: list[Wanted], room: Any, what: str) ->
     for w in wanted:
         candidates = by_sku.get(w.sku)
         if not candidates:
-            raise field_error(f"lines.{w.index}.sku", f"SKU {w.sku} is not on this order")
+            raise field_error(f"lines.{w.index}.sku", f"订单中没有商品 {w.sku}")
         left_total = sum(room(x) for x in candidates)
         if w.qty > left_total:
-            raise field_error(f"lines.{w.index}.qty", f"only {left_total} of {w.sku} can be {what}")
+            raise field_error(f"lines.{w.index}.qty", f"商品 {w.sku} 最多还能{what} {left_total}")
         left = w.qty
         for x in candidates:
             take = min(room(x), left)
@@ -348,7 +347,7 @@ async def ship_order(actor: Actor, order_id: int, data: ShipmentIn | dict) -> Or
         order = await _lock_order(actor, order_id, lock_distributor=True)
         _expect(order, OrderStatus.APPROVED)
         lines = await OrderLine.filter(order_id=order.id)
-        picks = _pick(lines, wanted, lambda x: x.qty + x.free_qty - x.shipped_qty, "shipped")
+        picks = _pick(lines, wanted, lambda x: x.qty + x.free_qty - x.shipped_qty, "发货")
         at = now()
         shipment = await Shipment.create(
             order_id=order.id,

@@ -161,7 +161,7 @@ async def list_returns(
         try:
             qs = qs.filter(status=ReturnStatus(status))
         except ValueError:
-            raise field_error("status", f"one of {', '.join(s.value for s in ReturnStatus)}") from None
+            raise field_error("status", f"应为以下之一：{'、'.join(s.value for s in ReturnStatus)}") from None
     if order_id is not None:
         qs = qs.filter(order_id=order_id)
     if distributor_id is not None:
@@ -220,7 +220,7 @@ async def request_return(actor: Actor, order_id: int, data: ReturnIn | dict) -> 
         _check_window(order, now())
         lines = await OrderLine.filter(order_id=order.id)
         asked = await _open_qty(order.id)
-        picks = _pick(lines, wanted, lambda x: x.shipped_qty - x.returned_qty - asked[x.id], "returned")
+        picks = _pick(lines, wanted, lambda x: x.shipped_qty - x.returned_qty - asked[x.id], "退")
         req = await ReturnRequest.create(
             order_id=order.id,
             distributor_id=order.distributor_id,  # type: ignore[attr-defined]

@@ -70,14 +70,14 @@ def csv_rows(data: bytes) -> Iterator[Row]:
         except UnicodeDecodeError:
             continue
     else:  # pragma: no cover - gb18030 decodes any byte string
-        raise ValidationError("the file is not UTF-8 or GB18030 text")
+        raise ValidationError("文件不是 UTF-8 或 GB18030 编码的文本")
     if "\x00" in text:
-        raise ValidationError("the file is not a CSV text file (NUL bytes)")
+        raise ValidationError("文件不是 CSV 文本文件（含 NUL 字节）")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         yield from enumerate(reader, start=1)
     except csv.Error as exc:
-        raise ValidationError(f"the CSV cannot be parsed: {exc}") from None
+        raise ValidationError(f"CSV 文件无法解析（{exc}）") from None
 
 
 # --- XLSX ---------------------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def _first_sheet(zf: zipfile.ZipFile) -> tuple[str, str | None]:
             rid = next((v for k, v in el.attrib.items() if _local(k) == "id"), "")
             if rid in by_id:
                 return by_id[rid], strings
-    raise ValidationError("the XLSX file has no sheet", {"field": "file"})
+    raise ValidationError("XLSX 文件中没有工作表", {"field": "file"})
 
 
 def _shared_strings(zf: zipfile.ZipFile, part: str) -> list[str]:

@@ -149,6 +149,7 @@ async def refresh_commission_statement(
     return st, await _issue(st, total, lines, None, outcome)
 
 
+STATEMENT_STATUS_ZH = {"open": "待确认", "confirmed": "已确认", "disputed": "有异议"}
 _KIND_SUMS = {
     ReceivableKind.SHIPMENT: "shipped",
     ReceivableKind.PAYMENT: "payments",
@@ -361,10 +362,10 @@ async def list_statements(actor: Actor, query: StatementQuery) -> Page[Statement
 
 async def get_statement(actor: Actor, statement_id: int) -> StatementOut:
     if not 0 < statement_id <= MAX_ID:
-        raise NotFound("statement not found")
+        raise NotFound("未找到该对账单")
     st = await (await _visible(actor)).get_or_none(id=statement_id)
     if st is None:
-        raise NotFound("statement not found")
+        raise NotFound("未找到该对账单")
     return _out(st, await _beneficiaries([st]))
 
 
@@ -385,11 +386,11 @@ async def _transition(
     actor: Actor, statement_id: int, to: StatementStatus, reason: str | None
 ) -> StatementOut:
     if not 0 < statement_id <= MAX_ID:
-        raise NotFound("statement not found")
+        raise NotFound("未找到该对账单")
     async with in_transaction():
         st = await Statement.get_or_none(id=statement_id)
         if st is None or not _owns(actor, st):
-            raise NotFound("statement not found")
+            raise NotFound("未找到该对账单")
         await lock(statement_lock(st.kind, st.subject_key, st.period))
         await st.refresh_from_db()
         allowed = (
@@ -398,7 +399,10 @@ async def _transition(
             else {StatementStatus.OPEN}
         )
         if st.status not in allowed:
-            raise InvalidState(f"statement is {st.status}", {"status": str(st.status)})
+            raise InvalidState(
+                f"对账单{STATEMENT_STATUS_ZH.get(st.status, st.status)}，不能再这样操作",
+                {"status": str(st.status)},
+            )
         before = {"status": str(st.status)}
         st.status = to
         if to == StatementStatus.CONFIRMED:

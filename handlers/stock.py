@@ -150,7 +150,7 @@ async def list_stock(
     )
     if warehouse_id is not None and not rows:
         if not await Warehouse.filter(visible_warehouses(actor), id=warehouse_id).exists():
-            raise NotFound("warehouse not found")
+            raise NotFound("未找到该仓库")
     if rows:
         total = int(rows[0]["total"])
     elif page == 1:
@@ -266,7 +266,7 @@ async def change(
     rows = await fetch(db, sql, p.values)
     if not rows:
         raise InsufficientStock(
-            "not enough stock",
+            "库存不足",
             {"items": [{"stock_id": stock.id, "on_hand": stock.on_hand, "reserved": stock.reserved}]},
         )
     stock.on_hand, stock.reserved = rows[0]["on_hand"], rows[0]["reserved"]
@@ -349,14 +349,14 @@ def _admin_warehouses(actor: Actor, prefix: str = "") -> Q:
 async def _admin_warehouse(actor: Actor, warehouse_id: int) -> Warehouse:
     wh = await Warehouse.filter(_admin_warehouses(actor), id=warehouse_id).first()
     if wh is None:
-        raise NotFound("warehouse not found")
+        raise NotFound("未找到该仓库")
     return wh
 
 
 async def _product_by_sku(sku: str, field: str = "sku") -> Product:
     product = await Product.get_or_none(sku=sku)
     if product is None:
-        raise ValidationError(f"{field}: unknown SKU {sku!r}", {"field": field, "sku": sku})
+        raise ValidationError(f"{field}: 商品编码不存在：{sku}", {"field": field, "sku": sku})
     return product
 
 
@@ -373,11 +373,11 @@ async def adjust_stock(actor: Actor, data: AdjustmentIn) -> AdjustmentOut:
     """Inbound (delta > 0), outbound (delta < 0) or stocktake (either sign) — never below
     what is reserved (409 insufficient_stock)."""
     if data.delta == 0:
-        raise ValidationError("delta: must not be 0", {"field": "delta"})
+        raise ValidationError("delta: 调整数量不能为 0", {"field": "delta"})
     if data.reason == "inbound" and data.delta < 0:
-        raise ValidationError("delta: inbound must be positive", {"field": "delta"})
+        raise ValidationError("delta: 入库数量须为正数", {"field": "delta"})
     if data.reason == "outbound" and data.delta > 0:
-        raise ValidationError("delta: outbound must be negative", {"field": "delta"})
+        raise ValidationError("delta: 出库数量须为负数", {"field": "delta"})
     async with in_transaction():
         wh = await _admin_warehouse(actor, data.warehouse_id)
         product = await _product_by_sku(data.sku)
@@ -388,7 +388,7 @@ async def adjust_stock(actor: Actor, data: AdjustmentIn) -> AdjustmentOut:
             mv = await change(stock, data.delta, 0, MovementReason(data.reason), ref)
         except InsufficientStock:
             raise InsufficientStock(
-                "on_hand would fall below what is reserved",
+                "调整后库存将低于已预留数量",
                 {
                     "items": [
                         {
@@ -461,7 +461,7 @@ async def set_thresholds(actor: Actor, data: ThresholdIn) -> ThresholdOut:
         for f in given:
             setattr(stock, f, getattr(data, f))
         if stock.min_qty is not None and stock.max_qty is not None and stock.min_qty > stock.max_qty:
-            raise ValidationError("max_qty: must be >= min_qty", {"field": "max_qty"})
+            raise ValidationError("max_qty: 最高库存不能小于最低库存（min_qty）", {"field": "max_qty"})
         if given:
             await Stock.filter(id=stock.id).update(**{f: getattr(stock, f) for f in given})
         await record(

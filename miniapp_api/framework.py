@@ -132,10 +132,10 @@ def _adapt(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse
         for name in numeric:
             value = request.match_info.get(name, "")
             if len(value) > 10 or int(value) > MAX_ID:
-                raise NotFound("not found")
+                raise NotFound()
         actor = await _authenticate(request) if route.auth else None
         if actor is not None and route.roles is not None and actor.role not in route.roles:
-            raise Forbidden("your role may not use this endpoint")
+            raise Forbidden("您的角色不能使用这个功能")
         query = _parse(route.query, dict(request.query), "query") if route.query else None
         body = await _read_body(request, route.body) if route.body else None
         ctx = Ctx(request, actor, body, query, dict(request.match_info))

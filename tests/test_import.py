@@ -123,7 +123,7 @@ async def test_import_bad_rows_reports_every_row_and_imports_nothing(client) -> 
     assert err["code"] == "validation_error"
     by_row = {e["row"]: e["errors"] for e in err["details"]["errors"]}
     assert sorted(by_row) == [3, 4, 5, 6]
-    assert "sku" in by_row[3][0] and "name" in by_row[4][0] and "repeats row 2" in by_row[5][0]
+    assert "sku" in by_row[3][0] and "name" in by_row[4][0] and "与第 2 行重复" in by_row[5][0]
     assert not await Product.filter(sku__startswith="OK-").exists()
 
 
@@ -151,7 +151,7 @@ async def test_import_10000_garbage_rows_clear_report_nothing_imported(client) -
     elapsed = time.perf_counter() - t0
     assert resp.status == 400
     err = (await resp.json())["error"]
-    assert err["message"].startswith("10000 of 10000 rows rejected, nothing imported")
+    assert err["message"].startswith("10000 行中有 10000 行有误，未导入任何数据")
     d = err["details"]
     assert d["rows"] == 10_000 and d["rejected"] == 10_000 and len(d["errors"]) == 1000 and d["more"] == 9000
     assert d["errors"][0]["row"] == 2 and len(d["errors"][0]["errors"]) == 3  # sku, name, unit
@@ -217,7 +217,7 @@ async def test_import_stock_rejects_below_reserved_inbound_decrease_and_unknowns
     assert resp.status == 400
     errs = {e["row"]: " ".join(e["errors"]) for e in (await resp.json())["error"]["details"]["errors"]}
     assert sorted(errs) == [2, 3, 4, 5, 6, 7]
-    assert "reserved" in errs[2] and "inbound" in errs[3] and "warehouse" in errs[4] and "sku" in errs[5]
+    assert "已预留" in errs[2] and "入库" in errs[3] and "warehouse" in errs[4] and "sku" in errs[5]
     assert (await Stock.get(warehouse=wh, product=p)).on_hand == 50
 
 
@@ -225,7 +225,7 @@ async def test_import_stock_by_manager_only_its_warehouses(client) -> None:
     world = await make_world()
     data = csv_bytes("warehouse,sku,on_hand", [f"{world.north.warehouse.code},{world.product.sku},9"])
     resp = await post(client, "stock", data, world.headers("east", "manager"))
-    assert resp.status == 400 and "no warehouse" in (await resp.text())
+    assert resp.status == 400 and "仓库不存在" in (await resp.json())["error"]["message"]
     data = csv_bytes("warehouse,sku,on_hand", [f"{world.east.warehouse.code},{world.product.sku},9"])
     assert (await post(client, "stock", data, world.headers("east", "manager"))).status == 201
 
@@ -327,7 +327,7 @@ async def test_cli_import_rejects_print_rows_and_exit_1(db, config, tmp_path: Pa
     f.write_bytes(csv_bytes("sku,name,category,unit", ["A-1,a,b,c", ",x,y,z"]))
     p = _cli(config, "products", str(f), "--no-progress")
     assert p.returncode == 1
-    assert "1 of 2 rows rejected" in p.stderr and "row 3: sku" in p.stderr
+    assert "1 of 2 rows rejected" in p.stderr and "row 3: sku: " in p.stderr
     assert not await Product.filter(sku="A-1").exists()
 
 
@@ -463,7 +463,7 @@ def test_row_cap_stops_reading(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(importer, "xlsx_rows", counting)
     data = _products([(n, [f"C-{n}", "名", "类", "件"]) for n in range(2, 5002)])
-    with pytest.raises(ValidationError, match="too many rows"):
+    with pytest.raises(ValidationError, match="行数太多"):
         importer.read_table(data, None)
     assert drawn <= 102, drawn
 

@@ -202,3 +202,157 @@ async def test_admin_user_errors_are_chinese(client) -> None:
     error = await _error(await client.post(f"{API}/users", json=body, headers=h), 400)
     assert error["message"] == "distributor_id: 仅经销商角色可填写"
     assert error["details"] == {"field": "distributor_id"}
+
+
+# --- a walk through real requests: every error a buyer, rep or manager can meet ---------------
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+SENTENCE = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]{2,}){2,}")  # three English words in a row
+
+
+def _chinese(message: str) -> None:
+    assert CJK.search(message) and not SENTENCE.search(message), message
+
+
+async def _walk(
+    client: Any, method: str, path: str, headers: dict, status: int, code: str, **kw: Any
+) -> dict:
+    resp = await client.request(method, path, headers=headers, **kw)
+    assert resp.status == status, (path, await resp.text())
+    error = (await resp.json())["error"]
+    assert error["code"] == code, (path, error)
+    _chinese(error["message"])
+    return error
+
+
+async def test_walk_auth_and_framing_errors_are_chinese(client) -> None:
+    world = await make_world()
+    await _walk(client, "GET", "/api/v1/me", {"Authorization": "Bearer nope"}, 401, "unauthenticated")
+    body = {"username": world.admin.username, "password": "wrong-password"}
+    await _walk(client, "POST", "/api/v1/auth/password-login", {}, 401, "unauthenticated", json=body)
+    body = {"bind_ticket": "x" * 20, "invite_code": "ABCDEFGH"}
+    await _walk(client, "POST", "/api/v1/auth/bind", {}, 400, "validation_error", json=body)
+    dist = world.headers("east", "distributor")
+    await _walk(client, "GET", f"{API}/distributors", dist, 403, "forbidden")
+    await _walk(client, "GET", "/api/v1/nope", dist, 404, "not_found")
+    await _walk(client, "DELETE", "/api/v1/me", dist, 405, "method_not_allowed")
+
+
+async def test_walk_order_errors_are_chinese(client) -> None:
+    world = await make_world()
+    dist, sku = world.headers("east", "distributor"), world.product.sku
+    key = {"Idempotency-Key": "k-1"}
+    line = {"lines": [{"sku": sku, "qty": 1}]}
+    await _walk(client, "POST", "/api/v1/orders", dist, 400, "validation_error", json=line)
+    bad_key = dist | {"Idempotency-Key": "has space"}
+    await _walk(client, "POST", "/api/v1/orders", bad_key, 400, "validation_error", json=line)
+    body = {"lines": [{"sku": "NOPE-1", "qty": 1}]}
+    error = await _walk(client, "POST", "/api/v1/orders", dist | key, 400, "validation_error", json=body)
+    assert error["details"]["fields"][0]["field"] == "lines.0.sku"
+    _chinese(error["details"]["fields"][0]["message"])
+    body = {"lines": [{"sku": sku, "qty": 500}]}
+    await _walk(client, "POST", "/api/v1/orders", dist | key, 409, "insufficient_stock", json=body)
+    body = {"lines": [{"sku": sku, "qty": 100_000}]}
+    await _walk(client, "POST", "/api/v1/orders", dist | key, 409, "credit_limit_exceeded", json=body)
+    body = {"lines": [{"sku": sku, "qty": 600_000}, {"sku": sku, "qty": 600_000}]}
+    await _walk(client, "POST", "/api/v1/orders", dist | key, 400, "validation_error", json=body)
+    body = {"distributor_id": world.east.child.id} | line
+    await _walk(client, "POST", "/api/v1/orders", dist | key, 400, "validation_error", json=body)
+    rep = world.headers("east", "sales")
+    await _walk(client, "POST", "/api/v1/orders", rep | key, 400, "validation_error", json=line)
+    resp = await client.post("/api/v1/orders", json=line, headers=dist | key)
+    assert resp.status == 201, await resp.text()
+    order = await resp.json()
+    other = {"lines": [{"sku": sku, "qty": 2}]}
+    await _walk(client, "POST", "/api/v1/orders", dist | key, 422, "idempotency_key_reused", json=other)
+    oid = order["id"]
+    error = await _walk(client, "POST", f"/api/v1/orders/{oid}/receive", dist, 409, "invalid_state", json={})
+    assert "待审核" in error["message"], error
+    await _walk(client, "POST", f"/api/v1/orders/{oid}/approve", dist, 403, "forbidden", json={})
+    await _walk(client, "GET", "/api/v1/orders?status=bogus", dist, 400, "validation_error")
+    await _walk(client, "GET", "/api/v1/orders/999999", dist, 404, "not_found")
+    manager = world.headers("east", "manager")
+    assert (await client.post(f"/api/v1/orders/{oid}/approve", json={}, headers=manager)).status == 200
+    ship = {"lines": [{"sku": "NOPE-1", "qty": 1}]}
+    path = f"/api/v1/orders/{oid}/shipments"
+    await _walk(client, "POST", path, manager, 400, "validation_error", json=ship)
+    ship = {"lines": [{"sku": sku, "qty": 5}]}
+    await _walk(client, "POST", path, manager, 400, "validation_error", json=ship)
+    assert (await client.post(path, json={"lines": [{"sku": sku, "qty": 1}]}, headers=manager)).status == 201
+    await _walk(client, "POST", f"/api/v1/orders/{oid}/cancel", dist, 409, "invalid_state", json={})
+    await _walk(client, "GET", "/api/v1/returns?status=bogus", manager, 400, "validation_error")
+
+
+async def test_walk_stock_payment_statement_job_errors_are_chinese(client) -> None:
+    world = await make_world()
+    admin, sku, wh = world.headers("", "admin"), world.product.sku, world.company_warehouse.id
+    adj = f"{API}/stock-adjustments"
+    for change in ({"delta": 0}, {"delta": -1}, {"delta": 5, "reason": "outbound"}, {"sku": "NOPE-1"}):
+        body = {"warehouse_id": wh, "sku": sku, "delta": 1, "reason": "inbound"} | change
+        await _walk(client, "POST", adj, admin, 400, "validation_error", json=body)
+    body = {"warehouse_id": wh, "sku": sku, "delta": -1000, "reason": "stocktake"}
+    await _walk(client, "POST", adj, admin, 409, "insufficient_stock", json=body)
+    body = {"warehouse_id": 999999, "sku": sku, "delta": 1, "reason": "inbound"}
+    await _walk(client, "POST", adj, admin, 404, "not_found", json=body)
+    body = {"warehouse_id": wh, "sku": sku, "min_qty": 10, "max_qty": 5}
+    await _walk(client, "PUT", f"{API}/stock-thresholds", admin, 400, "validation_error", json=body)
+    pay = {
+        "distributor_id": world.east.distributor.id,
+        "amount": "100.00",
+        "paid_at": "2026-01-05",
+        "ref": "R1",
+    }
+    for change in ({"amount": 1.5}, {"amount": "-1"}, {"amount": "1.234"}, {"paid_at": "yesterday"}):
+        await _walk(client, "POST", f"{API}/payments", admin, 400, "validation_error", json=pay | change)
+    await _walk(
+        client, "POST", f"{API}/payments", admin, 404, "not_found", json=pay | {"distributor_id": 999999}
+    )
+    assert (await client.post(f"{API}/payments", json=pay, headers=admin)).status == 201
+    await _walk(client, "POST", f"{API}/payments", admin, 409, "invalid_state", json=pay)
+    await _walk(client, "POST", "/api/v1/statements/999999/confirm", admin, 404, "not_found", json={})
+    await _walk(client, "POST", f"{API}/jobs/nope/run", admin, 404, "not_found", json={})
+    body = {"period": "2026/11"}
+    await _walk(
+        client, "POST", f"{API}/jobs/commission_statements/run", admin, 400, "validation_error", json=body
+    )
+
+
+async def test_walk_import_errors_are_chinese(client) -> None:
+    world = await make_world()
+    admin = world.headers("", "admin") | {"Content-Type": "text/csv"}
+    path = f"{API}/import/stock"
+    for data in (b"", b"warehouse,sku,on_hand\n", b"warehouse,sku\nW,X\n", b"a,\x00b\n", b"\xff\xfe\xfa\x00"):
+        await _walk(client, "POST", path, admin, 400, "validation_error", data=data)
+    data = f"warehouse,sku,on_hand\n{world.company_warehouse.code},{world.product.sku},abc\nW9,X9,1\n"
+    error = await _walk(client, "POST", path, admin, 400, "validation_error", data=data.encode())
+    for row in error["details"]["errors"]:
+        for text in row["errors"]:
+            _chinese(text)
+
+
+def test_pydantic_table_is_chinese_and_fills_its_context() -> None:
+    from core.pydantic_zh import FALLBACK, ZH, zh_message
+
+    for kind, text in ZH.items():
+        _chinese(text.replace("{", "").replace("}", "")), kind
+    assert zh_message({"type": "missing", "msg": "Field required"}) == "必填"
+    assert zh_message({"type": "string_too_long", "msg": "", "ctx": {"max_length": 5}}) == "最多 5 个字符"
+    assert (
+        zh_message({"type": "literal_error", "msg": "", "ctx": {"expected": "'a' or 'b'"}})
+        == "应为以下之一：'a'、'b'"
+    )
+    assert zh_message({"type": "something_new", "msg": "Some English"}) == FALLBACK
+    assert zh_message({"type": "value_error", "msg": "Value error, 金额应为数字"}) == "金额应为数字"
+    assert zh_message({"type": "greater_than", "msg": "", "ctx": {}}) == FALLBACK  # missing ctx
+
+
+def test_domain_errors_default_to_chinese() -> None:
+    from core import errors
+
+    for cls in (
+        errors.DomainError,
+        *[c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.DomainError)],
+    ):
+        exc = cls()
+        _chinese(exc.message)
+        assert exc.to_json()["error"]["code"] == cls.code
