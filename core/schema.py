@@ -109,7 +109,7 @@ class _Input(BaseModel):
         # PostgreSQL text cannot hold U+0000 (SQLite can): refuse it at the door, on every
         # input, so both databases behave alike and no query fails halfway.
         if _has_nul(value):
-            raise ValueError("must not contain NUL (U+0000) characters")
+            raise ValueError("不能包含 NUL（U+0000）字符")
         return value
 
     @field_validator("*", mode="after")

@@ -8,9 +8,13 @@ from typing import Any
 
 import pytest
 
+from bot.errors import user_text
+from core.config import Config
+from core.errors import InvalidState, ValidationError
 from tests import factories
 from tests.bola import cached_hash
 from tests.factories import make_world
+from tests.test_bot_support import Chat, bot_overrides
 
 API = "/api/v1/admin"
 ENGLISH = re.compile(r"[A-Za-z]{3,}")
@@ -356,3 +360,42 @@ def test_domain_errors_default_to_chinese() -> None:
         exc = cls()
         _chinese(exc.message)
         assert exc.to_json()["error"]["code"] == cls.code
+
+
+# --- chat: the same errors as reps and buyers read them -----------------------------------------
+
+
+@pytest.fixture
+def config(config: Config) -> Config:
+    return config.with_overrides(bot_overrides())
+
+
+def test_chat_names_the_item_and_field_in_chinese() -> None:
+    fields = [{"field": "lines.0.qty", "message": "必填", "type": "missing"}]
+    exc = ValidationError("lines.0.qty: 必填", {"fields": fields})
+    assert user_text(exc) == "输入有误：第 1 项商品的数量：必填"
+    exc = ValidationError("phone: 请填写有效的手机号或座机号", {"field": "phone"})
+    assert user_text(exc) == "输入有误：电话：请填写有效的手机号或座机号"
+    exc = ValidationError("ship_to.address: 最多 255 个字符", {"fields": [{"field": "ship_to.address"}]})
+    assert user_text(exc) == "输入有误：收货信息的地址：最多 255 个字符"
+    exc = ValidationError("weird.path: 格式不正确", {"field": "weird.path"})
+    assert user_text(exc) == "输入有误：weird.path: 格式不正确"  # unknown names stay as they are
+    exc = InvalidState("您已报备过该客户", {"reason": "duplicate"})
+    assert user_text(exc) == "您已报备过该客户"
+
+
+async def test_chat_error_replies_are_chinese(client) -> None:
+    world = await make_world()
+    chat = Chat(client)
+    await chat.bind("o_rep", world.east.rep)
+    lead = "报备 深圳市腾讯计算机系统有限公司 13800138000"
+    assert "报备成功" in await chat.say("o_rep", lead)
+    reply = await chat.say("o_rep", lead)
+    assert reply == "您已报备过该客户", reply
+    reply = await chat.say("o_rep", "订单 SO20990101-0001")
+    _chinese(reply)
+    await chat.bind("o_buyer", world.east.dist_user)
+    reply = await chat.say("o_buyer", f"下单 {world.product.sku} 600000吨，{world.product.sku} 600000吨")
+    assert "请确认订单" in reply, reply
+    reply = await chat.say("o_buyer", "确认")  # the same SKU twice adds up to more than allowed
+    assert reply == f"输入有误：第 2 项商品的数量：商品 {world.product.sku} 合计数量超过 1000000", reply

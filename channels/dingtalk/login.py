@@ -29,12 +29,12 @@ class DingTalkLogin:
 
     async def dingtalk_user(self, auth_code: str) -> PlatformAccount:
         if not self.config.app_key or not self.config.app_secret:
-            raise PlatformUnavailable("DingTalk login is not configured (dingtalk.app_key / app_secret)")
+            raise PlatformUnavailable("钉钉登录尚未配置（dingtalk.app_key / app_secret），请联系管理员")
         try:
             data = await self.tokens.call("dingtalk", lambda token: self._getuserinfo(token, auth_code))
         except TokenError as exc:
             log.warning("dingtalk_gettoken_failed", errcode=exc.errcode)
-            raise PlatformUnavailable("DingTalk refused the app token") from None
+            raise PlatformUnavailable("钉钉登录暂时不可用，请稍后重试") from None
         errcode = int(data.get("errcode") or 0)
         result = data.get("result") if isinstance(data.get("result"), dict) else {}
         if errcode == 0 and result.get("userid"):
@@ -42,11 +42,11 @@ class DingTalkLogin:
                 "dingtalk", str(result["userid"]), result.get("unionid") or None, result.get("name")
             )
         if errcode in BAD_CODE:
-            raise ValidationError("auth_code invalid or expired", {"field": "auth_code"})
+            raise ValidationError("auth_code: 登录码无效或已过期，请重新登录", {"field": "auth_code"})
         if errcode in (90018, 90002, 90006):
-            raise RateLimited("DingTalk login quota reached, try again shortly", 10)
+            raise RateLimited("钉钉登录次数已达上限，请稍后再试", 10)
         log.warning("dingtalk_login_refused", errcode=errcode, errmsg=str(data.get("errmsg", ""))[:200])
-        raise PlatformUnavailable(f"DingTalk refused the login (errcode {errcode})")
+        raise PlatformUnavailable(f"钉钉拒绝了这次登录（错误码 {errcode}）")
 
     async def _getuserinfo(self, token: str, code: str) -> dict:  # type: ignore[type-arg]
         url = self.base + "/topapi/v2/user/getuserinfo"

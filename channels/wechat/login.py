@@ -24,13 +24,13 @@ async def get_json(http: aiohttp.ClientSession, method: str, url: str, **kw: Any
     try:
         async with http.request(method, url, timeout=TIMEOUT, **kw) as resp:
             if resp.status >= 500:
-                raise PlatformUnavailable(f"platform answered HTTP {resp.status}")
+                raise PlatformUnavailable(f"登录平台暂时无法响应（HTTP {resp.status}），请稍后重试")
             data = await resp.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         log.warning("platform_call_failed", url=url.split("?", 1)[0], error=type(exc).__name__)
-        raise PlatformUnavailable("platform unreachable, try again") from None
+        raise PlatformUnavailable("连接不上登录平台，请稍后重试") from None
     if not isinstance(data, dict):
-        raise PlatformUnavailable("platform answered something unexpected")
+        raise PlatformUnavailable("登录平台返回了无法识别的内容，请稍后重试")
     return data
 
 
@@ -41,7 +41,7 @@ class MiniappLogin:
 
     async def miniapp_session(self, code: str) -> PlatformAccount:
         if not self.config.appid or not self.config.secret:
-            raise PlatformUnavailable("mini-program login is not configured (wechat.appid / wechat.secret)")
+            raise PlatformUnavailable("微信小程序登录尚未配置（wechat.appid / wechat.secret），请联系管理员")
         params = {
             "appid": self.config.appid,
             "secret": self.config.secret,
@@ -58,15 +58,15 @@ class MiniappLogin:
 
 def login_error(errcode: int, errmsg: str) -> Exception:
     if errcode in (40029, 40163, 40125):
-        return ValidationError("login code invalid, expired or already used", {"field": "code"})
+        return ValidationError("登录码无效、已过期或已使用，请重新登录", {"field": "code"})
     if errcode == 45011:
-        return RateLimited("WeChat login quota reached, try again in a minute", 60)
+        return RateLimited("微信登录次数已达上限，请一分钟后再试", 60)
     if errcode == 40226:
-        return Forbidden("WeChat blocked this login (high-risk user)")
+        return Forbidden("微信拦截了这次登录（风险用户）")
     if errcode == -1:
-        return PlatformUnavailable("WeChat is busy, try again")
+        return PlatformUnavailable("微信系统繁忙，请稍后重试")
     log.warning("wechat_login_refused", errcode=errcode, errmsg=errmsg[:200])
-    return PlatformUnavailable(f"WeChat refused the login (errcode {errcode})")
+    return PlatformUnavailable(f"微信拒绝了这次登录（错误码 {errcode}）")
 
 
 __all__ = ["MiniappLogin", "get_json", "login_error"]
