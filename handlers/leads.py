@@ -70,6 +70,8 @@ REGISTRATIONS_PER_MIN = 30  # per user (OWASP API6: business-flow abuse)
 REGISTRANTS = frozenset({Role.sales, Role.distributor})
 REVIEWERS = frozenset({Role.admin, Role.manager})
 SUPERSEDED = "经仲裁已判给其他报备人"  # the reject_reason of a lead an arbitration took away
+# reject reasons stored in English by earlier versions, shown as people read them
+LEGACY_REASONS = {"superseded by arbitration": SUPERSEDED}
 NO_REGION = "未分区"  # how a legacy lead without a region is named in an escalation
 
 # A trailing "(分公司)" / "（深圳分公司）" names a branch of the same customer.
@@ -179,7 +181,7 @@ class LeadOut(Out):
             protected_until=lead.protected_until,
             owner_id=lead.owner_id,  # type: ignore[attr-defined]
             distributor_id=lead.distributor_id,  # type: ignore[attr-defined]
-            reject_reason=lead.reject_reason,
+            reject_reason=LEGACY_REASONS.get(lead.reject_reason or "", lead.reject_reason),
             created_at=lead.created_at,
         )
 

@@ -399,3 +399,23 @@ async def test_chat_error_replies_are_chinese(client) -> None:
     assert "请确认订单" in reply, reply
     reply = await chat.say("o_buyer", "确认")  # the same SKU twice adds up to more than allowed
     assert reply == f"输入有误：第 2 项商品的数量：商品 {world.product.sku} 合计数量超过 1000000", reply
+
+
+async def test_lead_reject_reason_of_old_rows_reads_in_chinese(client) -> None:
+    from models.base import LeadStatus
+    from models.lead import Lead
+
+    world = await make_world()
+    rep = world.east.rep
+    lead = await Lead.create(
+        customer_name="某某建设有限公司",
+        name_normalized="某某建设",
+        phone="13800138001",
+        region="华东",
+        owner=rep,
+        status=LeadStatus.REJECTED,
+        reject_reason="superseded by arbitration",  # as earlier versions stored it
+    )
+    resp = await client.get(f"/api/v1/leads/{lead.id}", headers=world.headers("east", "sales"))
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["reject_reason"] == "经仲裁已判给其他报备人"
