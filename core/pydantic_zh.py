@@ -7,6 +7,7 @@ by its `type` and filled from its `ctx`; `zh_fields(exc)` gives the `details.fie
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError as PydanticError
@@ -60,6 +61,7 @@ ZH: dict[str, str] = {
 }
 FALLBACK = "格式不正确"
 _VALUE_ERROR = "Value error, "
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def zh_message(error: Any) -> str:
@@ -71,8 +73,9 @@ def zh_message(error: Any) -> str:
         msg = str(error["msg"]).removeprefix(_VALUE_ERROR).removeprefix("Assertion failed, ")
         return msg or FALLBACK
     template = ZH.get(kind)
-    if template is None:
-        return FALLBACK
+    if template is None:  # our own PydanticCustomError types already speak Chinese
+        msg = str(error.get("msg") or "")
+        return msg if _CJK.search(msg) else FALLBACK
     ctx = {k: str(v).replace(" or ", "、") for k, v in (error.get("ctx") or {}).items()}
     try:
         return template.format(**ctx)

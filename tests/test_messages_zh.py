@@ -346,6 +346,8 @@ def test_pydantic_table_is_chinese_and_fills_its_context() -> None:
         == "应为以下之一：'a'、'b'"
     )
     assert zh_message({"type": "something_new", "msg": "Some English"}) == FALLBACK
+    custom = {"type": "date_out_of_range", "msg": "日期须在 1900-01-01 至 2999-12-31 之间"}
+    assert zh_message(custom) == custom["msg"]  # our own error types speak Chinese already
     assert zh_message({"type": "value_error", "msg": "Value error, 金额应为数字"}) == "金额应为数字"
     assert zh_message({"type": "greater_than", "msg": "", "ctx": {}}) == FALLBACK  # missing ctx
 
