@@ -61,6 +61,7 @@ ZH: dict[str, str] = {
 }
 FALLBACK = "格式不正确"
 _VALUE_ERROR = "Value error, "
+_LIST_SEP = re.compile(r",? or |, ")  # pydantic's "'a', 'b' or 'c'"
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -76,7 +77,7 @@ def zh_message(error: Any) -> str:
     if template is None:  # our own PydanticCustomError types already speak Chinese
         msg = str(error.get("msg") or "")
         return msg if _CJK.search(msg) else FALLBACK
-    ctx = {k: str(v).replace(" or ", "、") for k, v in (error.get("ctx") or {}).items()}
+    ctx = {k: _LIST_SEP.sub("、", str(v)) for k, v in (error.get("ctx") or {}).items()}
     try:
         return template.format(**ctx)
     except (KeyError, IndexError):

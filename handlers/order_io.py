@@ -22,6 +22,9 @@ from models.base import OrderStatus
 from models.order import Order, OrderLine
 
 MAX_QTY = 1_000_000
+MAX_LINES = 100
+Qty = Annotated[StrictInt, Field(ge=1, le=MAX_QTY)]
+
 # how order statuses read in messages people see (errors, chat)
 ORDER_STATUS_ZH = {
     OrderStatus.PENDING_REVIEW: "待审核",
@@ -32,8 +35,6 @@ ORDER_STATUS_ZH = {
     OrderStatus.REJECTED: "已驳回",
     OrderStatus.CANCELLED: "已取消",
 }
-MAX_LINES = 100
-Qty = Annotated[StrictInt, Field(ge=1, le=MAX_QTY)]
 
 
 class LineIn(In):

@@ -220,7 +220,7 @@ async def request_return(actor: Actor, order_id: int, data: ReturnIn | dict) -> 
         _check_window(order, now())
         lines = await OrderLine.filter(order_id=order.id)
         asked = await _open_qty(order.id)
-        picks = _pick(lines, wanted, lambda x: x.shipped_qty - x.returned_qty - asked[x.id], "退")
+        picks = _pick(lines, wanted, lambda x: x.shipped_qty - x.returned_qty - asked[x.id], "退货")
         req = await ReturnRequest.create(
             order_id=order.id,
             distributor_id=order.distributor_id,  # type: ignore[attr-defined]

@@ -345,6 +345,8 @@ def test_pydantic_table_is_chinese_and_fills_its_context() -> None:
         zh_message({"type": "literal_error", "msg": "", "ctx": {"expected": "'a' or 'b'"}})
         == "应为以下之一：'a'、'b'"
     )
+    many = {"type": "literal_error", "msg": "", "ctx": {"expected": "'a', 'b' or 'c'"}}
+    assert zh_message(many) == "应为以下之一：'a'、'b'、'c'"
     assert zh_message({"type": "something_new", "msg": "Some English"}) == FALLBACK
     custom = {"type": "date_out_of_range", "msg": "日期须在 1900-01-01 至 2999-12-31 之间"}
     assert zh_message(custom) == custom["msg"]  # our own error types speak Chinese already
