@@ -37,6 +37,7 @@ class PlatformUnavailable(DomainError):
     """The platform answered busy (-1), 5xx or timed out: try again later."""
 
     code, status = "platform_unavailable", 503
+    default_message = "登录平台暂时不可用，请稍后重试"
 
 
 # --- the port -------------------------------------------------------------------------------

@@ -356,9 +356,12 @@ def test_pydantic_table_is_chinese_and_fills_its_context() -> None:
 
 def test_domain_errors_default_to_chinese() -> None:
     from core import errors
+    from handlers.accounts import PlatformUnavailable
+    from handlers.importer import ImportRejected
 
     for cls in (
-        errors.DomainError,
+        PlatformUnavailable,
+        ImportRejected,
         *[c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.DomainError)],
     ):
         exc = cls()
