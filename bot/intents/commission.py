@@ -35,7 +35,7 @@ def render_entries(data: commission_reads.CommissionsOut, label: str) -> str:
 
 
 def requested_period(text: str, rest: str) -> str | None:
-    """"2026-10" / "2026年10月" in the words, 上月 / 上个月, else None (this month)."""
+    """A month named in the words ("2026-10", "2026年10月"), 上月 / 上个月, else None (this month)."""
     m = _MONTH.search(rest) or _MONTH.search(text)
     if m and 1 <= int(m[2]) <= 12:
         return f"{m[1]}-{int(m[2]):02d}"

@@ -169,7 +169,8 @@ async def _continue(
     base = {k: state.data[k] for k in ("distributor_id", "distributor_name") if k in state.data}
     if pending:
         await ctx.conversation.set(FIX, base | {"chosen": chosen, "pending": pending}, conv_id=state.conv_id)
-        kept = f"\n（其余 {len(chosen)} 项已记下，不用重发。）" if chosen else ""
+        others = len(chosen) + len(pending) - 1
+        kept = f"\n（其余 {others} 项已记下，不用重发。）" if others else ""
         return f"{_problem(pending[0])}{kept}"
     if not chosen:
         await ctx.conversation.set(ITEMS, base, conv_id=state.conv_id)
