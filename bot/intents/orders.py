@@ -317,17 +317,20 @@ def render_order(order: ordering.OrderOut, units: dict[str, str]) -> str:
             out.append(f"  （{'，'.join(notes)}）")
     for sh in order.shipments or []:
         day = sh.shipped_at.astimezone(BUSINESS_TZ)
-        carrier = " ".join(x for x in (sh.carrier, sh.tracking_no) if x)
-        what = "、".join(f"{names.get(q.sku, q.sku)}{q.qty}{units.get(q.sku, '')}" for q in sh.lines)
+        carrier = "".join(f" {x}" for x in (sh.carrier, sh.tracking_no) if x)
         received = "，已签收" if sh.received_at else ""
-        out.append(f"发货 {day:%m-%d} {carrier}：{what}{received}".replace("  ", " "))
+        out.append(f"发货 {day:%m-%d}{carrier}：{_what(sh.lines, names, units)}{received}")
     for r in order.returns or []:
         day = r.created_at.astimezone(BUSINESS_TZ)
-        what = "、".join(f"{names.get(q.sku, q.sku)}{q.qty}{units.get(q.sku, '')}" for q in r.lines)
-        out.append(f"退货 {day:%m-%d}：{what}，退款 ¥{money_str(r.amount)}（{r.reason}）")
+        refund = f"退款 ¥{money_str(r.amount)}（{r.reason}）"
+        out.append(f"退货 {day:%m-%d}：{_what(r.lines, names, units)}，{refund}")
     if order.reject_reason:
         out.append(f"驳回原因：{order.reject_reason}")
     return "\n".join(out)
+
+
+def _what(lines: list[ordering.QtyOut], names: dict[str, str], units: dict[str, str]) -> str:
+    return "、".join(f"{names.get(q.sku, q.sku)} × {q.qty}{units.get(q.sku, '')}" for q in lines)
 
 
 @router.command("订单", "我的订单", "最近订单")
