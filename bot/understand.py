@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 _POLITE_HEAD = re.compile(
     r"^(?:(?:你好|您好|hi|hello|嗨|哈喽|在吗|早上好|上午好|下午好|晚上好)[呀啊哈]?[,，!！。~～\s]+"
     r"|@?(?:渠道)?(?:小助手|助手|机器人)[,，:：\s]*"
-    r"|请问一下|请问|麻烦你?|劳驾|帮我|帮忙|帮|请)+",
+    r"|请问一下|请问|麻烦你?|劳驾|帮我|帮忙|帮(?=[查看找问])|请)+",
     re.I,
 )
 _TAIL = re.compile(r"[\s。.!！~～?？,，]+$")
@@ -298,7 +298,7 @@ _ORDER = re.compile(
     r"^(?:我要下单|我想下单|要下单|下个单|下单|订货|我要订货|我想订货|我要订|我想订|要货|我要货|订购|补货|"
     r"开单|我要买|我想买|要买|买)\s*(?P<rest>.*)$"
 )
-_ORDER_FOR = re.compile(r"^(?:给|为|替)(?P<dist>.+?)(?:下单|下个单|订货|开单|补货)\s*(?P<rest>.*)$")
+_ORDER_FOR = re.compile(r"^(?:给|为|替|帮)(?P<dist>.+?)(?:下单|下个单|订货|开单|补货)\s*(?P<rest>.*)$")
 _ORDERS = re.compile(
     r"(?:我的|最近的?|最新的?|查看|看看|看一下|查一下|查询|查)?订单(?:列表|状态|情况|记录|进度)?(?:呢|怎么样了|到哪了)?"
     r"|(?:我的|最近的?)?(?:单子|订货记录)(?:呢|怎么样了)?|(?:货|订单)?发货了吗|货到哪了|到哪了"
@@ -312,7 +312,7 @@ _RECEIVABLES = re.compile(
 _CREDIT = re.compile(r".*(?:额度|授信|信用|还能下多少|能赊多少|可用金额).*")
 _CONTRACTS = re.compile(r".*合同.*")
 _LEAD = re.compile(r"^(?:报备|客户报备|报个备|登记客户|新客户报备|客户登记)\s*(?P<rest>.*)$")
-_BIND = re.compile(r"^(?:绑定|bind|绑定账号)\s*(?P<code>\S*)", re.I)
+_BIND = re.compile(r"^(?:绑定账号|绑定|bind)\s*(?P<code>\S*)", re.I)
 _ARBITRATE = re.compile(r"(?:申请)?仲裁")
 _QUESTION = re.compile(r"吗|呢|吧|么|啥|什么|怎么|为什么|哪|谁|几|天气|时间|你是|是不是|能不能|可不可以")
 _PRODUCT_MAX = 24
@@ -322,6 +322,9 @@ def understand(text: str) -> Understanding:
     """The intent of one message (see the module doc)."""
     t = normalize(text)
     if not t:
+        asked = unicodedata.normalize("NFKC", text).strip()
+        if asked and set(asked) <= {"?"}:  # a lone "？": what can you do
+            return Understanding("help", {}, "帮助")
         return Understanding("unknown")
     for rule in _RULES:
         found = rule(t)
@@ -387,7 +390,7 @@ def _order(t: str) -> Understanding | None:
     m = _ORDER.match(t)
     if m is None:
         return None
-    rest = m["rest"].strip()
+    rest = m["rest"].strip(" :：,，")
     if not rest:
         return Understanding("order", {}, "下单")
     items = parse_items(rest)
