@@ -82,7 +82,8 @@ async def test_lead_overlong_name_is_refused_not_cut(client) -> None:
     body = {"customer_name": "宏" * 1600, "phone": "13800138000"}
     async with client.post("/api/v1/leads", json=body, headers=headers) as resp:
         assert resp.status == 400
-        assert (await resp.json())["error"]["code"] == "validation_error"
+        error = (await resp.json())["error"]
+        assert error["code"] == "validation_error" and "200" in error["message"]
     assert await Lead.all().count() == 0
 
 
@@ -175,6 +176,11 @@ async def test_one_ambiguous_item_is_asked_about_alone(client) -> None:
     ask = await chat.say("o_dist", "下单 水泥 10袋，不存在的东西 3吨")
     assert "没有找到“不存在的东西”" in ask and "其余 1 项已记下" in ask
     assert "× 10袋" in await chat.say("o_dist", "跳过")
+    assert "取消" in await chat.say("o_dist", "取消")
+    # a product without its quantity, while writing an order: asked for the quantity
+    await chat.say("o_dist", "下单")
+    assert "“盘螺8”要多少" in await chat.say("o_dist", "盘螺8")
+    assert "盘螺 HRB400E Φ8 × 3吨" in await chat.say("o_dist", "盘螺8 三吨")
 
 
 # --- 审核 from chat: the same use-cases and scope as the API ----------------------------------

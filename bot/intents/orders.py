@@ -67,6 +67,11 @@ SKIP = ("跳过", "不要这个", "这个不要了", "去掉", "删掉")
 async def handle_order(ctx: ChatContext, rest: str) -> str:
     items = parse_items(rest) if rest else None
     dists = await order_distributors(ctx.me, None if (items or not rest) else rest)
+    if not dists and rest and not items:
+        return (
+            f"没有找到名为“{rest}”的经销商（或不在您的负责范围内）。\n"
+            "下单请先发送“下单”选经销商，再发送商品和数量，如：盘螺8 3吨"
+        )
     if not dists:
         return "没有可以下单的经销商（名称不符，或不在您的负责范围内）。"
     if len(dists) > 1:
@@ -112,6 +117,10 @@ async def handle_items(ctx: ChatContext, state: State) -> str | None:
         return None  # a command ("下单 …", "查库存 …") or a question: route it normally
     items = parse_items(ctx.text)
     if items is None:
+        words = understand(ctx.text)
+        if words.intent == "product":  # a product without its quantity
+            name = words.slots["product"]
+            return f"“{name}”要多少？请带上数量和单位，例如：{name} 3吨\n回复“取消”放弃下单。"
         return "没看懂商品和数量。" + PROMPT
     return await _summarise(ctx, state, items)
 
