@@ -4,7 +4,7 @@ order items and the intent with its slots.
 `understand(text)` is pure (no database, no catalogue), so the phrasings corpus
 (tests/data/chat_corpus.tsv) runs through it in milliseconds. It returns the intent, the
 slots it read and, where a command rule of the router takes it, the canonical command text
-("有没有盘螺8的" -> "查库存 盘螺8", "这个月提成多少" -> "本月佣金"): the router matches its
+("有没有盘螺8的" -> "查库存 盘螺8", "上个月提成多少" -> "佣金 上月"): the router matches its
 commands on that, so every feature keeps one handler however the user put it. Two intents
 need the catalogue and are finished by the bot: "items" (a list of products and quantities,
 used while an order is being written) and "product" (a bare product name: a stock lookup if
@@ -101,7 +101,10 @@ def to_number(text: str) -> Decimal | None:
 
 # --- order items ------------------------------------------------------------------------------
 
-UNITS = tuple("吨|袋|件|箱|根|张|卷|桶|个|套|支|立方|方|米|包|盒|瓶|条|块|台|t|T".split("|"))
+UNITS = (
+    *"吨 袋 件 箱 根 张 卷 桶 个 套 支 立方 方 米 包 盒 瓶 条 块 台 t T".split(),
+    *"把 捆 片 扇 副 罐 只 平方 平米".split(),
+)
 _BY_LENGTH = sorted(UNITS, key=len, reverse=True)  # "立方" before "方"
 TIMES = "x×*"
 MAX_QTY = 1_000_000

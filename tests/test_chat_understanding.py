@@ -169,6 +169,8 @@ async def test_one_ambiguous_item_is_asked_about_alone(client) -> None:
     ask = await chat.say("o_dist", "下单 盘螺 3吨 水泥 100袋 螺纹钢12 5吨")
     assert "“盘螺”有多个商品" in ask and "1. 盘螺 HRB400E Φ8" in ask and "2. 盘螺 HRB400E Φ10" in ask
     assert "其余 2 项已记下" in ask and "重新发送" not in ask
+    assert "还有一项没确定" in await chat.say("o_dist", "确认")
+    assert "1000袋" in await chat.say("o_dist", "查库存 水泥")  # a question meanwhile: answered
     summary = await chat.say("o_dist", "2")
     assert "盘螺 HRB400E Φ10 × 3吨" in summary and "× 100袋" in summary and "Φ12 × 5吨" in summary
     assert "订单已提交" in await chat.say("o_dist", "确认")

@@ -211,10 +211,12 @@ async def handle_fix(ctx: ChatContext, state: State) -> str | None:
     entry = dict(pending[0])
     if text in SKIP:
         return await _continue(ctx, state, chosen, pending[1:])
+    if understand(text).intent == "confirm":
+        return f"还有一项没确定：{_problem(entry)}"
+    if ctx.has_other_intent():
+        return None  # "查库存 …", "订单": answered; the order waits unless that starts another step
     fixed = await _fixed(entry, text)
     if fixed is None:
-        if ctx.has_other_intent():
-            return None
         return f"没看懂。{_problem(entry)}"
     return await _continue(ctx, state, chosen, [fixed, *pending[1:]])
 
