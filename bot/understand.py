@@ -318,6 +318,7 @@ _LEAD = re.compile(r"^(?:报备|客户报备|报个备|登记客户|新客户报
 _BIND = re.compile(r"^(?:绑定账号|绑定|bind)\s*(?P<code>\S*)", re.I)
 _ARBITRATE = re.compile(r"(?:申请)?仲裁")
 _QUESTION = re.compile(r"吗|呢|吧|么|啥|什么|怎么|为什么|哪|谁|几|天气|时间|你是|是不是|能不能|可不可以")
+_NOT_GOODS = re.compile(r"问题|事|空|时间|人|办法|意思|消息|通知|结果|进展|优惠|活动")  # 有问题吗, 有空吗
 _PRODUCT_MAX = 24
 
 
@@ -444,7 +445,7 @@ def _stock(t: str) -> Understanding | None:
         m = pattern.fullmatch(t)
         if m is not None:
             q = _product_words(m["q"])
-            if q and not _QUESTION.search(q):
+            if q and not _QUESTION.search(q) and not _NOT_GOODS.search(q):
                 return Understanding("stock", {"product": q}, f"查库存 {q}")
     return None
 

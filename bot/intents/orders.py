@@ -43,7 +43,7 @@ router = Router("orders")
 
 PICK_DISTRIBUTOR, ITEMS, CONFIRM, PLACED = "order:distributor", "order:items", "order:confirm", "order:placed"
 FIX = "order:fix"  # one item is unclear: ask about it alone, keep the others
-YES = ("确认", "确定", "提交", "是", "好", "ok", "yes")
+YES = ("确认", "确定", "提交", "是", "好", "好的", "可以", "ok", "yes")
 NO = ("取消", "不要了", "算了", "否", "no")
 
 STATUS = {
