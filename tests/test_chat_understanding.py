@@ -230,6 +230,7 @@ async def test_money_questions_rebate_statement_receivables_credit(client) -> No
     await chat.bind("o_rep", world.east.rep)
     assert "暂无返利记录" in await chat.say("o_dist", "我的返利")
     assert "还没有对账单" in await chat.say("o_dist", "对账单")
+    assert "2026-11 没有对账单" in await chat.say("o_dist", "2026年11月对账单")
     owed = await chat.say("o_dist", "我们还欠多少钱")
     assert "应收款" in owed and "¥2800.00" in owed and world.east.distributor.name in owed
     credit = await chat.say("o_dist", "信用额度还有多少")

@@ -30,9 +30,12 @@ async def handle_rebate(ctx: ChatContext, rest: str) -> str:
 
 
 @router.command("对账单", "我的对账单", "账单")
-async def handle_statements(ctx: ChatContext, _: str) -> str:
-    page = await list_statements(ctx.me, StatementQuery(page=1, page_size=MAX_LINES))
+async def handle_statements(ctx: ChatContext, rest: str) -> str:
+    period = requested_period(ctx.text, rest)  # "上个月对账单", "2026年11月对账单"
+    page = await list_statements(ctx.me, StatementQuery(page=1, page_size=MAX_LINES, period=period))
     if not page.items:
+        if period:
+            return f"{period} 没有对账单。"
         return "还没有对账单（每月初生成上个月的对账单）。"
     out = [f"对账单（最近 {len(page.items)} 份，共 {page.total} 份）："]
     for st in page.items:
