@@ -5,10 +5,10 @@ order items and the intent with its slots.
 (tests/data/chat_corpus.tsv) runs through it in milliseconds. It returns the intent, the
 slots it read and, where a command rule of the router takes it, the canonical command text
 ("有没有盘螺8的" -> "查库存 盘螺8", "上个月提成多少" -> "佣金 上月"): the router matches its
-commands on that, so every feature keeps one handler however the user put it. Two intents
-need the catalogue and are finished by the bot: "items" (a list of products and quantities,
-used while an order is being written) and "product" (a bare product name: a stock lookup if
-the catalogue knows it).
+commands on that, so every feature keeps one handler however the user put it. Three intents
+have no command and are finished by the bot: "items" (a list of products and quantities,
+used while an order is being written), "quantity" (a quantity alone: the answer to "how
+many?") and "product" (a bare product name: a stock lookup if the catalogue knows it).
 """
 
 from __future__ import annotations
@@ -464,6 +464,14 @@ def _greeting(t: str) -> Understanding | None:
     return None
 
 
+def _quantity_only(t: str) -> Understanding | None:
+    """A quantity alone ("2.5吨", "三吨", "3"): an answer to "how many?", or a product forgotten."""
+    found = parse_qty(t)
+    if found is None:
+        return None
+    return Understanding("quantity", {"qty": str(found[0])} | ({"unit": found[1]} if found[1] else {}))
+
+
 def _items(t: str) -> Understanding | None:
     return Understanding("items", {"items": _items_slot(t)}) if parse_items(t) else None
 
@@ -490,6 +498,7 @@ _RULES = (
     _money,
     _greeting,
     _stock,
+    _quantity_only,
     _items,
     _product,
 )

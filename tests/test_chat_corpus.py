@@ -13,8 +13,9 @@ from bot.understand import understand
 
 CORPUS = Path(__file__).parent / "data" / "chat_corpus.tsv"
 ROLES = {"any", "rep", "dist", "mgr"}
-# Finished by the bot with the catalogue (items, product) or answered as unknown: no command.
-NO_COMMAND = {"items", "product", "unknown"}
+# Finished by the bot (items, quantity, product: with the conversation and the catalogue) or
+# answered as unknown: no command.
+NO_COMMAND = {"items", "quantity", "product", "unknown"}
 
 
 def _rows() -> list[tuple[str, str, str, dict[str, str]]]:

@@ -152,6 +152,7 @@ async def test_order_decimal_for_whole_units_is_asked_about_not_failed(client) -
     await catalogue(world)
     chat = Chat(client)
     await chat.bind("o_dist", world.east.dist_user)
+    assert "是数量" in await chat.say("o_dist", "2.5吨")  # alone: which product?
     ask = await chat.say("o_dist", "下单 螺纹钢12 2.5吨，水泥 100袋")
     assert "不是整数" in ask and "2或3" in ask and "其余 1 项已记下" in ask
     summary = await chat.say("o_dist", "3吨")

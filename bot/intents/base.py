@@ -142,6 +142,8 @@ async def handle_unknown(ctx: ChatContext, text: str) -> str:
     if ctx.message.kind not in ("text", "voice") or not text:
         return MEDIA
     understood = understand(text)
+    if understood.intent == "quantity":
+        return f"“{text}”是数量，还要告诉我商品，例如：螺纹钢12 {text}（下单请先发送“下单”）。"
     if understood.intent == "product" and ctx.actor is not None:
         found = await stock.answer_if_known(ctx, understood.slots["product"])
         if found is not None:  # a bare product name ("水泥"): its stock

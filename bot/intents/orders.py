@@ -118,6 +118,8 @@ async def handle_items(ctx: ChatContext, state: State) -> str | None:
     items = parse_items(ctx.text)
     if items is None:
         words = understand(ctx.text)
+        if words.intent == "quantity":  # a quantity without its product
+            return f"请连同商品一起发送，例如：螺纹钢12 {ctx.text}\n回复“取消”放弃下单。"
         if words.intent == "product":  # a product without its quantity
             name = words.slots["product"]
             return f"“{name}”要多少？请带上数量和单位，例如：{name} 3吨\n回复“取消”放弃下单。"
