@@ -41,7 +41,8 @@ async def catalogue(world: World) -> dict[str, object]:
     for p, qty in ((p8, 40), (p10, 80), (rebar, 60), (cement, 1000), (pipe, 300)):
         await make_stock(world.company_warehouse, p, on_hand=qty)
     await make_price_list(
-        {p8: "3900.00", p10: "3950.00", rebar: "4000.00", cement: "28.00"}, valid_from=date(2020, 1, 1)
+        {p8: "3900.00", p10: "3950.00", rebar: "4000.00", cement: "28.00", pipe: "12.00"},
+        valid_from=date(2020, 1, 1),
     )
     return {"p8": p8, "p10": p10, "rebar": rebar, "cement": cement, "pipe": pipe}
 
@@ -145,6 +146,8 @@ async def test_order_items_with_chinese_numerals_and_spaces(client) -> None:
     assert "螺纹钢 HRB400E Φ12 × 3吨" in summary and "海螺水泥 P.O 42.5 50kg × 100袋" in summary
     assert "合计：¥14800.00" in summary
     assert "订单已提交" in await chat.say("o_dist", "确认下单")
+    one = await chat.say("o_dist", "下单 PPR管 十根")  # the one matching product: no question
+    assert "PPR给水管 De25 × 10根" in one and "请回复序号" not in one
 
 
 async def test_order_decimal_for_whole_units_is_asked_about_not_failed(client) -> None:
