@@ -116,11 +116,14 @@ _MIN_CORE = 2
 @lru_cache(maxsize=65536)
 def name_core(normalized: str) -> str:
     """The distinctive part of a normalised name: '上海宏达建筑工程有限公司' -> '宏达'. Never
-    shorter than two characters (what is left when stripping would go further is kept)."""
+    shorter than two characters; '' when only a region and company words are left
+    ('北京建设集团': nothing distinctive, so nothing to match on)."""
     core = normalized
     for pattern in (_REGION_PREFIX, _SUFFIX):
         while (m := pattern.search(core)) and len(core) - len(m[0]) >= _MIN_CORE:
             core = core[: m.start()] + core[m.end() :]
+    if _SUFFIX.fullmatch(core) or _REGION_PREFIX.fullmatch(core):
+        return ""
     return core
 
 
@@ -379,7 +382,7 @@ async def _near_duplicate(actor: Actor, name: str, at: datetime) -> set[str | No
         name, [n for n, _ in others], scorer=fuzz.ratio, score_cutoff=threshold, limit=None
     )
     core = name_core(name)
-    same_core = {region for n, region in others if name_core(n) == core}
+    same_core = {region for n, region in others if core and name_core(n) == core}
     return {others[i][1] for _, _, i in hits} | same_core
 
 
@@ -447,6 +450,7 @@ async def _approve_locked(actor: Actor, lead_id: int) -> LeadOut:
 async def _conflicts_of(lead: Lead, at: datetime) -> list[Lead]:
     """Other owners' active leads for the same customer (same key or a near name)."""
     threshold = runtime().config.leads.fuzzy_threshold
+    core = name_core(lead.name_normalized)
     return [
         other
         for other in await _active(at).exclude(id=lead.id)
@@ -456,7 +460,7 @@ async def _conflicts_of(lead: Lead, at: datetime) -> list[Lead]:
             or (lead.phone_digits and other.phone_digits == lead.phone_digits)
             or (lead.uscc and other.uscc == lead.uscc)
             or fuzz.ratio(other.name_normalized, lead.name_normalized) >= threshold
-            or name_core(other.name_normalized) == name_core(lead.name_normalized)
+            or (core != "" and core == name_core(other.name_normalized))
         )
     ]
 

@@ -57,7 +57,8 @@ def test_lead_name_cores_drop_regions_and_company_suffixes() -> None:
     core = {name_core(normalize_name(n)) for n in names}
     assert core == {"宏达"}
     assert name_core(normalize_name("深圳市腾讯计算机系统有限公司")) == "腾讯计算机系统"
-    assert name_core(normalize_name("建设公司")) == "建设"  # nothing left to strip down to: keep a core
+    # only a region and company words: nothing distinctive to match on
+    assert name_core(normalize_name("建设公司")) == name_core(normalize_name("北京建设集团")) == ""
 
 
 async def test_lead_same_core_name_waits_for_a_manager_like_a_near_duplicate(client) -> None:
