@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.intents.orders import Item, parse_items
+from bot.quantities import _chunks
 from bot.router import MAX_TEXT_CHARS
 from bot.simulator import DingTalkSimulator
-from bot.understand import _chunks
 from core.config import Config
 from tests.factories import make_world
 from tests.test_bot_inbound_trust import _fields_of, _post

@@ -20,8 +20,9 @@ from typing import Any
 
 from bot.conversation import State
 from bot.intents.stock import pick_number
+from bot.quantities import MAX_ITEMS, MAX_QTY, Item, parse_item, parse_items, parse_qty
 from bot.router import ChatContext, Router
-from bot.understand import MAX_ITEMS, MAX_QTY, Item, parse_item, parse_items, parse_qty, understand
+from bot.understand import understand
 from core.clock import BUSINESS_TZ
 from core.errors import InsufficientStock, NotFound
 from core.money import money_str
