@@ -5,7 +5,9 @@ A rule is a filter plus a handler. The filter parses and returns what the handle
 a few lines: parse -> call one use-case -> render text. Dispatch order:
 
 1. the sender's pending conversation state (a handler may decline by returning None),
-2. commands (the text starts with a keyword: "查库存 螺纹钢", "查库存螺纹钢"),
+2. commands (the text starts with a keyword: "查库存 螺纹钢", "查库存螺纹钢"), matched on the
+   canonical command `bot.understand` reads from free wording ("有没有螺纹钢的", "你好，帮我查
+   一下螺纹钢库存" -> "查库存 螺纹钢"; "这个月提成多少" -> "佣金"), else on the text as typed,
 3. patterns (free text: "螺纹钢还有货吗"),
 4. the fallback (help) — unknown text is never met with silence.
 
@@ -24,6 +26,7 @@ from typing import Any
 
 from bot.conversation import Conversation, State
 from bot.message import Message, Reply
+from bot.understand import understand
 from handlers.actor import Actor
 
 # Longer chat text is answered with TOO_LONG_TEXT and never parsed: every intent's parsing is
@@ -159,9 +162,16 @@ class Router:
 
     def recognises(self, text: str) -> bool:
         text = clean_text(text)
-        if self._match_command(text) is not None:
+        if self._command_of(text) is not None:
             return True
         return any(r.kind == "pattern" and r.regex and r.regex.fullmatch(text) for r in self.rules)
+
+    def _command_of(self, text: str) -> tuple[Rule, str] | None:
+        """The command rule for `text`: as understood first ("有没有盘螺8的" is "查库存 盘螺8"),
+        else as typed (a keyword the understanding layer leaves to the router)."""
+        understood = understand(text).command
+        found = self._match_command(understood) if understood else None
+        return found or self._match_command(text)
 
     def _match_command(self, text: str) -> tuple[Rule, str] | None:
         lower = text.lower()
@@ -207,7 +217,7 @@ class Router:
         if ctx.state is not None and ctx.actor is not None:
             kind = ctx.state.kind
             out += [(r, ctx.state) for r in self.rules if r.kind == "state" and kind.startswith(r.words)]
-        command = self._match_command(text)
+        command = self._command_of(text)
         if command is not None:
             out.append(command)
         for rule in self.rules:
@@ -220,8 +230,15 @@ class Router:
 
 def root_router() -> Router:
     """Every feature's router, composed: the only place that knows them all."""
-    from bot.intents import base, commission, contracts, leads, orders, stock
+    from bot.intents import base, commission, contracts, finance, leads, orders, review, stock
 
     return Router("root").include(
-        base.router, stock.router, leads.router, orders.router, commission.router, contracts.router
+        base.router,
+        stock.router,
+        leads.router,
+        orders.router,
+        review.router,
+        commission.router,
+        finance.router,
+        contracts.router,
     )

@@ -197,7 +197,7 @@ class OrdersConfig(Section):
 
 class LimitsConfig(Section):
     orders_per_user_per_min: int = Field(60, ge=1)
-    chat_per_sender_per_min: int = Field(30, ge=1)
+    chat_per_sender_per_min: int = Field(60, ge=1)  # 30 (DESIGN) was tripped by brisk normal use
     login_failures_before_lock: int = Field(5, ge=1)
     login_lock_s: int = Field(900, ge=1, le=86400)  # how long a locked username waits
     # One client address's failures against one username per login_lock_s; never more than

@@ -1,22 +1,24 @@
 """Reads the chat bot needs beyond the API's use-cases: which distributors a user may order
 for, a priced preview of an order (the same pricing rules admission applies), an order by
-its number, and a product's stock. Scope rules are the API's (handlers.scope/stock)."""
+its number, a product's stock, the units of an order's lines, and the receivables and credit
+status of the distributors in scope. Scope rules are the API's (handlers.scope/stock)."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from rapidfuzz import fuzz, process
 from tortoise.expressions import Subquery
 
 from core.errors import NotFound
-from core.money import money
+from core.money import ZERO, money
 from core.schema import Money, Out
-from handlers import ordering, pricing
+from handlers import finance, ordering, pricing
 from handlers.actor import Actor
 from handlers.scope import require_distributor_in_scope, scoped
 from handlers.stock import available_by_product, order_warehouses, visible_warehouses
-from models.base import DistributorStatus, ProductStatus
+from models.base import DistributorStatus, PaymentTerms, ProductStatus
 from models.distributor import Distributor
 from models.order import Order
 from models.product import Product
@@ -166,6 +168,82 @@ async def product_stock(actor: Actor, product_id: int) -> ProductStock:
         available=sum(p.available for p in places),
         places=[p for p in places if p.available > 0],
     )
+
+
+async def units_of(skus: list[str]) -> dict[str, str]:
+    """Each SKU's unit (吨, 袋…): order lines freeze name and price, the unit is the product's."""
+    if not skus:
+        return {}
+    rows = await Product.filter(sku__in=sorted(set(skus))).values_list("sku", "unit")
+    return {str(sku): str(unit) for sku, unit in rows}
+
+
+class ReceivableStatus(Out):
+    distributor_id: int
+    name: str
+    balance: Money
+    overdue: Money
+    oldest_due: date | None
+
+
+class CreditStatus(Out):
+    distributor_id: int
+    name: str
+    payment_terms: str
+    credit_limit: Money
+    used: Money  # receivables + open orders' unshipped value (what admission checks)
+    available: Money  # credit left (monthly/quarterly), or prepayment not yet spoken for (prepay)
+
+
+MAX_STATUS_ROWS = 10
+
+
+async def _in_scope(actor: Actor) -> list[Distributor]:
+    qs = scoped(Distributor.exclude(status=DistributorStatus.APPLYING), actor, field="id")
+    return await qs.order_by("id").limit(200)
+
+
+async def receivables_status(actor: Actor) -> list[ReceivableStatus]:
+    """应收: what the distributors in scope owe (most overdue first, then largest), as the
+    aging report computes it; at most MAX_STATUS_ROWS rows."""
+    dists = {d.id: d.name for d in await _in_scope(actor)}
+    rows = await finance.receivables_aging(sorted(dists))
+    rows.sort(key=lambda r: (-r.overdue, -r.balance, r.distributor_id))
+    return [
+        ReceivableStatus(
+            distributor_id=r.distributor_id,
+            name=dists[r.distributor_id],
+            balance=r.balance,
+            overdue=r.overdue,
+            oldest_due=r.oldest_due,
+        )
+        for r in rows[:MAX_STATUS_ROWS]
+    ]
+
+
+async def credit_status(actor: Actor) -> list[CreditStatus]:
+    """额度: each distributor's credit limit, what is used (the admission check's exposure) and
+    what is left; a prepay distributor's available prepayment instead."""
+    out: list[CreditStatus] = []
+    for d in (await _in_scope(actor))[:MAX_STATUS_ROWS]:
+        if d.payment_terms == PaymentTerms.PREPAY:
+            left = await finance.prepaid_available(d.id)
+            used, limit = ZERO, ZERO
+        else:
+            used = await finance.credit_exposure(d.id)
+            limit = money(d.credit_limit)
+            left = limit - used
+        out.append(
+            CreditStatus(
+                distributor_id=d.id,
+                name=d.name,
+                payment_terms=str(d.payment_terms),
+                credit_limit=limit,
+                used=money(used),
+                available=money(left),
+            )
+        )
+    return out
 
 
 async def issue_invite_for_username(username: str) -> str:

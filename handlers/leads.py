@@ -9,8 +9,10 @@ USCC check digit, then, under one kv lock so the first valid registration wins:
   `LeadConflict` (409, the other owner is never named), or with `arbitration=True` a
   `pending_review` lead for a manager;
 - the same customer already protected for this owner -> `InvalidState`;
-- a near-duplicate name (rapidfuzz ratio >= `leads.fuzzy_threshold`) of another owner's
-  active lead -> `pending_review` for a manager;
+- a near-duplicate name (rapidfuzz ratio >= `leads.fuzzy_threshold`, or the same core once a
+  leading region and trailing company words are dropped — `name_core`: "上海宏达建设公司",
+  "宏达建设" and "上海宏达建筑工程有限公司" are all "宏达") of another owner's active lead ->
+  `pending_review` for a manager;
 - otherwise `protected` until now + protection_days.
 
 Only sales reps and distributor users register (the API and the chat run this same
@@ -34,6 +36,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -91,6 +94,39 @@ def normalize_name(name: str) -> str:
     text = _BRANCH.sub("", text)
     text = "".join(ch for ch in text.lower() if ch.isalnum())
     return text.replace("有限责任公司", "有限公司")
+
+
+# What a company name's core is read without: a leading region (repeated: 广东省深圳市…) and
+# trailing legal forms and trade words (repeated: …建筑工程有限公司), so "上海宏达建设公司",
+# "宏达建设" and "上海宏达建筑工程有限公司" share the core "宏达".
+_REGIONS = (
+    "北京|天津|上海|重庆|河北|山西|辽宁|吉林|黑龙江|江苏|浙江|安徽|福建|江西|山东|河南|湖北|湖南|广东|"
+    "海南|四川|贵州|云南|陕西|甘肃|青海|台湾|内蒙古|广西|西藏|宁夏|新疆|香港|澳门|广州|深圳|珠海|"
+    "佛山|东莞|中山|惠州|汕头|杭州|宁波|温州|绍兴|嘉兴|金华|台州|湖州|南京|苏州|无锡|常州|南通|扬州|"
+    "徐州|合肥|芜湖|福州|厦门|泉州|南昌|济南|青岛|烟台|潍坊|郑州|洛阳|武汉|宜昌|长沙|株洲|成都|绵阳|"
+    "贵阳|昆明|西安|兰州|西宁|银川|乌鲁木齐|拉萨|南宁|柳州|桂林|海口|三亚|石家庄|唐山|保定|太原|"
+    "沈阳|大连|长春|哈尔滨|呼和浩特|包头"
+)
+_REGION_PREFIX = re.compile(rf"^(?:{_REGIONS})(?:省|市|自治区|特别行政区)?")
+_SUFFIX = re.compile(
+    "(?:股份有限公司|有限公司|总公司|分公司|公司|集团|控股|工程|建设|建筑|建工|建材|实业|贸易|商贸|"
+    "科技|发展|装饰|装修|劳务|安装|市政|路桥|工作室|经营部|厂)$"
+)
+_MIN_CORE = 2
+
+
+@lru_cache(maxsize=65536)
+def name_core(normalized: str) -> str:
+    """The distinctive part of a normalised name: '上海宏达建筑工程有限公司' -> '宏达'. Never
+    shorter than two characters; '' when only a region and company words are left
+    ('北京建设集团': nothing distinctive, so nothing to match on)."""
+    core = normalized
+    for pattern in (_REGION_PREFIX, _SUFFIX):
+        while (m := pattern.search(core)) and len(core) - len(m[0]) >= _MIN_CORE:
+            core = core[: m.start()] + core[m.end() :]
+    if _SUFFIX.fullmatch(core) or _REGION_PREFIX.fullmatch(core):
+        return ""
+    return core
 
 
 def normalize_phone(phone: str) -> str:
@@ -347,7 +383,9 @@ async def _near_duplicate(actor: Actor, name: str, at: datetime) -> set[str | No
     hits = process.extract(
         name, [n for n, _ in others], scorer=fuzz.ratio, score_cutoff=threshold, limit=None
     )
-    return {others[i][1] for _, _, i in hits}
+    core = name_core(name)
+    same_core = {region for n, region in others if core and name_core(n) == core}
+    return {others[i][1] for _, _, i in hits} | same_core
 
 
 def _region_names(regions: set[str | None]) -> list[str]:
@@ -414,6 +452,7 @@ async def _approve_locked(actor: Actor, lead_id: int) -> LeadOut:
 async def _conflicts_of(lead: Lead, at: datetime) -> list[Lead]:
     """Other owners' active leads for the same customer (same key or a near name)."""
     threshold = runtime().config.leads.fuzzy_threshold
+    core = name_core(lead.name_normalized)
     return [
         other
         for other in await _active(at).exclude(id=lead.id)
@@ -423,6 +462,7 @@ async def _conflicts_of(lead: Lead, at: datetime) -> list[Lead]:
             or (lead.phone_digits and other.phone_digits == lead.phone_digits)
             or (lead.uscc and other.uscc == lead.uscc)
             or fuzz.ratio(other.name_normalized, lead.name_normalized) >= threshold
+            or (core != "" and core == name_core(other.name_normalized))
         )
     ]
 

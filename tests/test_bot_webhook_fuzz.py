@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.intents.orders import Item, parse_items
+from bot.quantities import _chunks
 from bot.router import MAX_TEXT_CHARS
 from bot.simulator import DingTalkSimulator
 from core.config import Config
@@ -74,7 +75,10 @@ _OLD_SPLIT = re.compile(r"[,，;；、\n]+|\s+和\s*|\s+以及\s*")
 
 
 def _old_parse_items(text: str) -> list[Item] | None:
+    """The old grammar, on each item of a part that spaces alone separate ("盘螺8 3吨 水泥
+    100袋": a word ending in a quantity with a unit, more words after it) — issue 18."""
     parts = [p.strip() for p in _OLD_SPLIT.split(text) if p.strip()]
+    parts = [chunk.strip() for part in parts for chunk in _chunks(part)]
     if not parts or len(parts) > 20:
         return None
     items = []
@@ -103,6 +107,9 @@ def test_parse_items_examples() -> None:
     assert parse_items("砂 5 立方") == [Item("砂", 5, "立方")]
     assert parse_items("a 1 2") == [Item("a 1", 2, None)]
     assert parse_items("水泥 5袋 和 沙子 3吨") == [Item("水泥", 5, "袋"), Item("沙子", 3, "吨")]
+    assert parse_items("水泥 5袋 沙子 3吨") == [Item("水泥", 5, "袋"), Item("沙子", 3, "吨")]
+    assert parse_items("水泥5袋\t沙子 x3") == [Item("水泥", 5, "袋"), Item("沙子", 3, None)]
+    assert parse_items("海螺水泥 P.O 42.5 50kg 100袋") == [Item("海螺水泥 P.O 42.5 50kg", 100, "袋")]
 
 
 # --- over the webhooks ------------------------------------------------------------------------

@@ -43,11 +43,11 @@ def parse(text: str) -> LeadIn | None:
     regions = [m["region"] for t in rest if (m := _REGION.match(t))]
     rest = [t for t in rest if not _REGION.match(t)]
     return LeadIn(
-        customer_name=" ".join(tokens[:phone_at])[:200],
+        customer_name=" ".join(tokens[:phone_at]),
         phone=tokens[phone_at],
         uscc=uscc,
-        project=" ".join(rest)[:200] or None,
-        region=regions[-1][:64] if regions else None,
+        project=" ".join(rest) or None,
+        region=regions[-1] if regions else None,
     )
 
 
@@ -55,8 +55,8 @@ def parse(text: str) -> LeadIn | None:
 async def handle_register(ctx: ChatContext, text: str) -> str:
     try:
         data = parse(text)
-    except PydanticError:
-        data = None
+    except PydanticError as exc:
+        return _refusal(exc)
     if data is None:
         return USAGE
     try:
@@ -70,6 +70,25 @@ async def handle_register(ctx: ChatContext, text: str) -> str:
         example = (exc.details.get("regions") or ["华东"])[0]
         return f"{user_text(exc)}\n请在报备内容后加上“区域:{example}”再发送。"
     return render(lead)
+
+
+FIELDS = {
+    "customer_name": "客户名称",
+    "phone": "电话",
+    "uscc": "统一社会信用代码",
+    "project": "项目",
+    "region": "区域",
+}
+
+
+def _refusal(exc: PydanticError) -> str:
+    """A field the API would refuse (400) is refused here too, saying which — never cut."""
+    for err in exc.errors():
+        name = FIELDS.get(str(err["loc"][0]) if err["loc"] else "", "")
+        limit = (err.get("ctx") or {}).get("max_length")
+        if name and limit:
+            return f"{name}太长（最多 {limit} 字），没有报备。请核对后重新发送。\n{USAGE}"
+    return USAGE
 
 
 @router.state(CONFLICT)

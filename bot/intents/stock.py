@@ -49,11 +49,21 @@ def pick_number(text: str) -> int | None:
 
 async def answer(ctx: ChatContext, query: str) -> str:
     query = query.strip(" ，,。?？的")
-    result = await match_products(query)
-    if result.best is not None:
-        return render(await product_stock(ctx.me, result.best.id))
-    if not result.hits:
+    found = await answer_if_known(ctx, query)
+    if found is None:
         return f"没有找到与“{query}”相符的商品。可以试试商品名称、拼音首字母或商品编码。"
+    return found
+
+
+async def answer_if_known(ctx: ChatContext, query: str) -> str | None:
+    """The stock of the product meant (one match is the one meant: no "请回复序号"), a
+    numbered list to pick from, or None when nothing in the catalogue matches."""
+    result = await match_products(query)
+    only = result.best or (result.hits[0] if result.total == 1 else None)
+    if only is not None:
+        return render(await product_stock(ctx.me, only.id))
+    if not result.hits:
+        return None
     await ctx.conversation.set(PICK, {"ids": [h.id for h in result.hits]})
     return numbered(result, "请回复序号（如 1）查看库存。")
 
