@@ -146,6 +146,7 @@ async def run(root: Path, minutes: float) -> int:
         replayed = await load.replay(svc.base)
         problems = await check_invariants(db_url, load) + _log_problems(root / "service.log")
         problems += await _notification_problems(db_url)
+        print(await _scheduler_summary(db_url), flush=True)
     finally:
         if svc is not None:
             svc.stop()
@@ -175,7 +176,23 @@ async def _notification_problems(db_url: str) -> list[str]:
     return [f"{silent} notifications failed / dead / unknown without a reason"] if silent else []
 
 
+async def _scheduler_summary(db_url: str) -> str:
+    from core.db import init_db
+    from models.notification import JobRun, Notification
+
+    ctx = await init_db(db_url)
+    try:
+        runs = Counter(await JobRun.all().values_list("name", flat=True))
+        notes = Counter(str(s) for s in await Notification.all().values_list("status", flat=True))
+    finally:
+        await ctx.close_connections()
+    return f"  scheduler: job runs {dict(runs)}; notifications {dict(notes)}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    from core.logging import setup_logging
+
+    setup_logging("WARNING", "console")  # the seeds' own logs are noise here
     minutes = float(os.environ.get("SOAK_MINUTES", "10"))
     root = Path(tempfile.mkdtemp(prefix="qudao-soak-"))
     try:
