@@ -552,3 +552,28 @@ async def test_a_dead_connection_gives_its_pool_slot_back(pg_db_url, monkeypatch
             assert (await tx.execute_query_dict("SELECT 1 AS one"))[0]["one"] == 1
     finally:
         await ctx.close_connections()
+
+
+async def test_a_probe_does_not_wait_for_a_slow_cleanup() -> None:
+    """Giving a connection back to a frozen PostgreSQL waits for asyncpg's cancel request:
+    /readyz (and the outage re-check) must not wait with it."""
+    from core.outage import probe
+
+    cleaned = asyncio.Event()
+
+    async def check() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.shield(asyncio.sleep(1.0))  # what releasing to a frozen server costs
+            cleaned.set()
+
+    answer, took = await _timed(probe(check(), 0.2))
+    assert answer == "error: no answer within 0.2s" and took < 0.8, (answer, took)
+    await asyncio.wait_for(cleaned.wait(), 5)  # the cleanup still runs, in the background
+    assert await probe(asyncio.sleep(0), 1) == "ok"
+    assert (await probe(_raise(), 1)).startswith("error: RuntimeError")
+
+
+async def _raise() -> None:
+    raise RuntimeError("boom")
