@@ -7,7 +7,7 @@ QUDAO_TEST_PG    ?= postgres://postgres@127.0.0.1:5432/test
 QUDAO_TEST_REDIS ?= redis://127.0.0.1:6379/0
 export QUDAO_TEST_PG QUDAO_TEST_REDIS
 
-.PHONY: run install test test-embedded test-server lint migrations bench faults clean
+.PHONY: run install test test-embedded test-server lint migrations bench faults soak clean
 
 $(BIN)/qudao: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -57,6 +57,11 @@ bench: install
 ## on free ports (needs initdb/postgres and redis-server); exit 1 on an invariant violation
 faults: install
 	$(PY) -m bench.faults
+
+## make soak: SOAK_MINUTES (default 10) of orders, stock reads, chat and payments with the
+## scheduler on, against throw-away servers; exit 1 on an invariant violation
+soak: install
+	$(PY) -m bench.soak
 
 clean:
 	rm -rf $(VENV) data/*.sqlite3*

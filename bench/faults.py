@@ -9,17 +9,20 @@ run, scripts the experiments:
   answer with its Idempotency-Key;
 - PostgreSQL stop + restart, and freeze (SIGSTOP of every server process) + thaw;
 - Redis kill + restart (empty), and freeze + thaw;
-- two instances on one database, both taking orders.
+- two instances on one database, both taking orders;
+- an outbox drainer killed with SIGKILL in the middle of its pushes (bench.faults_push);
+- SQLite (the embedded default) on a read-only mount and on a full disk, in a mount
+  namespace of its own (bench.faults_disk; needs root, else the row says "skipped").
 
-Afterwards it checks the DESIGN §8 invariants in the database (no oversold or negative
-stock, the stock ledger balances, one order per Idempotency-Key, every 201 answer names an
-order that exists, replays answer the same order) and prints one row per experiment:
-requests, answers by status, transport errors, recovery time (from the repair to the first
-success after it) and invariant violations (must be 0); a 500 in the service log counts as
-one. Exit 1 on any violation. Bounded: about three minutes.
-
-Not scripted here (the tests cover them): pushes during a drainer crash
-(tests/test_outbox.py) and SQLite read-only / full disk (tests/test_resilience.py).
+After each experiment it replays every order that got no answer (or a 5xx) with its
+Idempotency-Key and checks the DESIGN §8 invariants in the database: no oversold or
+negative stock, the stock ledger balances, one order per Idempotency-Key, every 201 answer
+names an order that exists, replays answer the same order, and no distributor's exposure
+over its credit limit (distributor 1's limit is set low, so the bursts run into it). A 500
+in the service log counts as a violation. The table: experiment, requests, errors by
+status, slowest answer, recovery time (repair -> first success), invariant violations
+(must be 0) and lost / duplicated pushes (must be 0). Exit 1 on any violation. Bounded:
+about five minutes.
 """
 
 from __future__ import annotations
@@ -224,6 +227,7 @@ class Row:
     recovery_s: float | None = None
     slowest_s: float = 0.0
     violations: int = 0
+    pushes: str = "-"  # lost / duplicated pushes (the drainer experiment)
     note: str = ""
 
 
@@ -233,6 +237,7 @@ class Load:
         self.skus: list[str] = seeded["skus"]
         self.orders: list[Sent] = []
         self.replays: list[tuple[Sent, Sent]] = []
+        self.replayed_upto = 0  # orders before this index were replayed already
 
     async def burst(self, bases: list[str], seconds: float, fault: Any, heal: Any, row: Row) -> None:
         """Orders and stock reads: `fault()` after a third of `seconds`, `heal()` a third
@@ -304,7 +309,8 @@ class Load:
     async def replay(self, base: str) -> int:
         """Re-send every order that got no answer or a 5xx, with its own key (as a client
         would); a key that had been committed must answer the same order."""
-        lost = [s for s in self.orders if s.status is None or s.status >= 500]
+        fresh, self.replayed_upto = self.orders[self.replayed_upto :], len(self.orders)
+        lost = [s for s in fresh if s.status is None or s.status >= 500]
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             for s in lost:
                 again = Sent(key=s.key, token=s.token, sku=s.sku)
@@ -318,7 +324,10 @@ class Load:
 
 async def check_invariants(db_url: str, load: Load) -> list[str]:
     from core.db import init_db
+    from handlers.finance import credit_exposure
     from handlers.stock import verify_ledger
+    from models.base import PaymentTerms
+    from models.distributor import Distributor
     from models.order import IdempotencyRecord, Order
     from models.stock import Stock
 
@@ -329,6 +338,10 @@ async def check_invariants(db_url: str, load: Load) -> list[str]:
             if st.reserved < 0 or st.on_hand < 0 or st.reserved > st.on_hand:
                 problems.append(f"stock {st.id}: on_hand {st.on_hand}, reserved {st.reserved}")
         problems += [f"ledger drift: {d}" for d in await verify_ledger()]
+        for d in await Distributor.exclude(payment_terms=PaymentTerms.PREPAY):
+            exposure = await credit_exposure(d.id)
+            if exposure > d.credit_limit:
+                problems.append(f"distributor {d.id}: exposure {exposure} > credit limit {d.credit_limit}")
         orders = await Order.all().count()
         keyed = await IdempotencyRecord.filter(state="done").count()
         if orders != keyed:
@@ -358,6 +371,43 @@ async def check_invariants(db_url: str, load: Load) -> list[str]:
 # --- the experiments ----------------------------------------------------------------------------
 
 
+CREDIT_LIMIT = "300"  # distributor 1 (the first workers' orders of 10) runs into it mid-run
+
+
+async def tighten_credit(db_url: str) -> None:
+    from decimal import Decimal
+
+    from core.db import init_db
+    from models.distributor import Distributor
+
+    ctx = await init_db(db_url)
+    try:
+        await Distributor.filter(id=1).update(credit_limit=Decimal(CREDIT_LIMIT))
+    finally:
+        await ctx.close_connections()
+
+
+class Checker:
+    """After each experiment: replay what got no answer, check every invariant, count the
+    problems not seen before (and new 500s in the service log) against that experiment."""
+
+    def __init__(self, db_url: str, load: Load, log: Path) -> None:
+        self.db_url, self.load, self.log = db_url, load, log
+        self.seen: set[str] = set()
+        self.problems: list[str] = []
+
+    async def after(self, row: Row, base: str) -> None:
+        replayed = await self.load.replay(base)
+        found = await check_invariants(self.db_url, self.load) + _log_problems(self.log)
+        new = [p for p in found if p not in self.seen]
+        self.seen.update(new)
+        self.problems += [f"{row.name}: {p}" for p in new]
+        row.violations += len(new)
+        if replayed:
+            row.note = (row.note + "; " if row.note else "") + f"{replayed} replayed"
+        print(f"  {row.name}: {dict(row.statuses)} violations {row.violations}", flush=True)
+
+
 async def run(root: Path) -> int:
     from bench.order_admission import seed
 
@@ -375,6 +425,7 @@ async def run(root: Path) -> int:
         await conn.close()
         db_url = pg.url("faults")
         seeded = await seed(db_url + "?maxsize=10", SKUS)
+        await tighten_credit(db_url)
         env = {
             "QUDAO_DATABASE__URL": db_url + "?maxsize=10",
             "QUDAO_KV__URL": redis.url,
@@ -390,32 +441,25 @@ async def run(root: Path) -> int:
         svc = Service(env, root / "service.log")
         svc.start()
         services.append(svc)
-
-        async def experiment(name: str, fault: Any, heal: Any, bases: list[str] | None = None) -> None:
-            row = Row(name)
-            await load.burst(bases or [svc.base], BURST_S, fault, heal, row)
-            rows.append(row)
-            print(f"  {name}: {dict(row.statuses)}", flush=True)
-
-        def restart_service() -> None:
-            svc.port = free_port()  # the old socket may linger for a moment
-            svc.start()
-
-        await experiment("baseline", lambda: None, lambda: None)
-        # kill -9 mid-burst: requests to the dead port fail until it is back (new port)
+        checker = Checker(db_url, load, root / "service.log")
         bases = [svc.base]
+
+        async def experiment(name: str, fault: Any, heal: Any, two: bool = False) -> None:
+            row = Row(name)
+            await load.burst(bases if not two else [bases[0], services[1].base], BURST_S, fault, heal, row)
+            rows.append(row)
+            await checker.after(row, bases[0])
 
         def kill() -> None:
             svc.kill9()
 
         def back() -> None:
-            restart_service()
-            bases[0] = svc.base
+            svc.port = free_port()  # the old socket may linger for a moment
+            svc.start()
+            bases[0] = svc.base  # requests to the dead port fail until it is back
 
-        row = Row("service kill -9 + restart")
-        await load.burst(bases, BURST_S, kill, back, row)
-        rows.append(row)
-        print(f"  {row.name}: {dict(row.statuses)}", flush=True)
+        await experiment("baseline", lambda: None, lambda: None)
+        await experiment("service kill -9 + restart", kill, back)
         await experiment("postgres stop + start", pg.stop, pg.start)
         await experiment(
             "postgres freeze 3 s", lambda: pg.signal(signal.SIGSTOP), lambda: pg.signal(signal.SIGCONT)
@@ -427,20 +471,136 @@ async def run(root: Path) -> int:
         second = Service(env, root / "service.log")
         second.start()
         services.append(second)
-        await experiment("two instances, one database", lambda: None, lambda: None, [svc.base, second.base])
-        replayed = await load.replay(svc.base)
-        problems = await check_invariants(db_url, load)
-        problems += _log_problems(root / "service.log")
-        rows[-1].violations = len(problems)
-        rows[-1].note = f"{replayed} lost requests replayed"
-        _print(rows, problems)
-        return 1 if problems else 0
+        await experiment("two instances, one database", lambda: None, lambda: None, two=True)
+
+        from bench import faults_push
+
+        push = await faults_push.experiment(pg.url("postgres"), pg.url("push") + "?maxsize=10")
+        row = Row("drainer kill -9 mid-push", requests=push["requests"], recovery_s=push["recovery_s"])
+        row.statuses.update({k: v for k, v in push["statuses"].items() if k != "push sent"})
+        row.violations = len(push["problems"])
+        row.pushes = f"{push['lost']} / {push['dup']}"
+        checker.problems += [f"{row.name}: {p}" for p in push["problems"]]
+        rows.append(row)
+        print(f"  {row.name}: {dict(row.statuses)} lost/dup {row.pushes}", flush=True)
+        problems = checker.problems
     finally:
         for s in services:
             s.stop()
         redis.kill()
         pg.signal(signal.SIGCONT)
         pg.stop()
+    sqlite_rows, sqlite_problems = _sqlite_phase(root)
+    rows += sqlite_rows
+    problems += sqlite_problems
+    _print(rows, problems)
+    return 1 if problems else 0
+
+
+def _sqlite_phase(root: Path) -> tuple[list[Row], list[str]]:
+    """The SQLite experiments, in their own process (tortoise caches SQL per connection name:
+    one process cannot speak both dialects)."""
+    from bench import faults_disk
+
+    why = faults_disk.available()
+    if why is not None:
+        return [Row("sqlite read-only / full disk", note=f"skipped: {why}")], []
+    out = root / "sqlite.json"
+    cmd = ["unshare", "-m", "--propagation", "private"]
+    cmd += [sys.executable, "-m", "bench.faults", "sqlite", str(root), str(out)]
+    done = subprocess.run(cmd, check=False)
+    if not out.exists():
+        return [Row("sqlite", note="phase crashed")], [f"sqlite phase: exit {done.returncode}, no result"]
+    import json
+
+    data = json.loads(out.read_text())
+    rows = []
+    for r in data["rows"]:
+        row = Row(r["name"], requests=r["requests"], recovery_s=r["recovery_s"], slowest_s=r["slowest_s"])
+        row.statuses.update(r["statuses"])
+        row.violations, row.note = r["violations"], r["note"]
+        rows.append(row)
+    return rows, data["problems"]
+
+
+async def run_sqlite(root: Path) -> tuple[list[Row], list[str]]:
+    from bench import faults_disk
+    from bench.order_admission import seed
+
+    db_file = root / "sqlite" / "qudao.sqlite3"
+    faults_disk.mount_tmpfs(db_file.parent)  # this process runs in its own mount namespace
+    db_url = f"sqlite://{db_file}"
+    seeded = await seed(db_url, SKUS)
+    await tighten_credit(db_url)
+    env = {
+        "QUDAO_KV__URL": "memory://",
+        "QUDAO_DATABASE__PROBE_TIMEOUT_S": "1",
+        "QUDAO_DATABASE__MIN_FREE_MB": "2",
+        "QUDAO_LIMITS__ORDERS_PER_USER_PER_MIN": "100000",
+        "QUDAO_LOGGING__LEVEL": "ERROR",
+        "QUDAO_SCHEDULER__ENABLED": "false",
+    }
+    log = root / "sqlite-service.log"
+    svc = faults_disk.SqliteService(db_file, env, log)
+    svc.start()
+    load = Load(seeded)
+    checker = Checker(db_url, load, log)
+    rows: list[Row] = []
+    try:
+
+        async def experiment(name: str, fault: Any, heal: Any, extra: Any = None) -> None:
+            row = Row(name)
+            notes: list[str] = []
+
+            def faulted() -> None:
+                fault()
+                took = faults_disk.wait_ready_status(svc.base, 503)
+                notes.append("readyz 503 " + (f"after {took:.1f}s" if took is not None else "NEVER"))
+                if took is None:
+                    row.violations += 1
+                    checker.problems.append(f"{name}: /readyz never said 503")
+                if extra is not None:
+                    notes.append(extra(row))
+
+            def healed() -> None:
+                heal()
+                took = faults_disk.wait_ready_status(svc.base, 200, within=15)
+                notes.append("readyz 200 " + (f"after {took:.1f}s" if took is not None else "NEVER"))
+                if took is None:
+                    row.violations += 1
+                    checker.problems.append(f"{name}: /readyz not 200 after the repair")
+
+            await load.burst([svc.base], BURST_S, faulted, healed, row)
+            if row.slowest_s > 10:
+                row.violations += 1
+                checker.problems.append(f"{name}: a request took {row.slowest_s:.1f}s (hang)")
+            row.note = ", ".join(notes)
+            rows.append(row)
+            await checker.after(row, svc.base)
+
+        def restart_check(row: Row) -> str:
+            code, took, line = svc.restart_refused()
+            if code != 2 or took > 20:
+                row.violations += 1
+                checker.problems.append(f"serve on a read-only folder: exit {code} after {took:.1f}s: {line}")
+            return f"serve refused: exit {code} in {took:.1f}s"
+
+        await experiment("sqlite read-only mount", svc.read_only, svc.writable, restart_check)
+        await experiment("sqlite disk full", svc.fill, svc.unfill)
+    finally:
+        svc.stop()
+    return rows, checker.problems
+
+
+def _sqlite_main(root: str, out: str) -> int:
+    import dataclasses
+    import json
+
+    rows, problems = asyncio.run(run_sqlite(Path(root)))
+    plain = [{f.name: getattr(r, f.name) for f in dataclasses.fields(r)} for r in rows]
+    data = {"rows": [r | {"statuses": dict(r["statuses"])} for r in plain], "problems": problems}
+    Path(out).write_text(json.dumps(data, ensure_ascii=False, default=str))
+    return 0
 
 
 def _log_problems(path: Path) -> list[str]:
@@ -458,19 +618,33 @@ def _log_problems(path: Path) -> list[str]:
 
 
 def _print(rows: list[Row], problems: list[str]) -> None:
+    """experiment, requests, errors by status (and transport errors), slowest answer,
+    recovery (repair -> first success), invariant violations, lost / duplicated pushes."""
     print()
-    print(f"{'experiment':30} {'requests':>8} {'slowest':>8} {'recovery':>8}  answers")
+    cols = ["experiment".ljust(30), "requests", "errors by status".ljust(40), "slowest", "recovery"]
+    head = "| " + " | ".join([*cols, "violations", "lost / dup pushes"]) + " |"
+    print(head)
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for r in rows:
         rec = "-" if r.recovery_s is None else f"{r.recovery_s:.1f}s"
-        answers = ", ".join(f"{k}: {v}" for k, v in sorted(r.statuses.items()))
-        line = f"{r.name:30} {r.requests:>8} {r.slowest_s:>7.1f}s {rec:>8}  {answers}"
-        print(line + (f"  ({r.note})" if r.note else ""))
+        errors = ", ".join(
+            f"{k}: {v}" for k, v in sorted(r.statuses.items()) if not (k.isdigit() and int(k) < 300)
+        )
+        print(
+            f"| {r.name:30} | {r.requests:>8} | {errors or '-':40} | {r.slowest_s:>6.1f}s | {rec:>8} "
+            f"| {r.violations:>10} | {r.pushes:>17} |"
+        )
+    for r in rows:
+        if r.note:
+            print(f"  {r.name}: {r.note}")
     print(f"invariant violations: {len(problems)}")
     for p in problems[:20]:
         print(f"  - {p}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv and argv[0] == "sqlite":  # the SQLite phase's own process (see _sqlite_phase)
+        return _sqlite_main(argv[1], argv[2])
     with _tempdir() as root:
         return asyncio.run(run(root))
 

@@ -49,6 +49,12 @@ class DatabaseConfig(Section):
     connect_timeout_s: float = Field(5.0, gt=0, le=300)  # opening one connection
     probe_timeout_s: float = Field(2.0, gt=0, le=60)  # /readyz and the start-up check
     min_free_mb: int = Field(16, ge=0)  # SQLite: /readyz fails below this much free disk
+    # PostgreSQL pool per process (`?minsize=` / `?maxsize=` in the URL win); a request waits
+    # at most pool_acquire_timeout_s for a free connection (first come, first served), then
+    # answers 503 `unavailable`.
+    pool_min: int = Field(2, ge=0, le=1000)
+    pool_max: int = Field(10, ge=1, le=1000)
+    pool_acquire_timeout_s: float = Field(3.0, gt=0, le=300)
 
     @field_validator("url")
     @classmethod

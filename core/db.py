@@ -57,7 +57,12 @@ def _connection(url: str, database: DatabaseConfig | None = None) -> str | dict[
         return url
     cfg = _settings(url, database)
     conn = expand_db_url(url)
+    conn["engine"] = "core.pg_client"  # a FIFO-fair, time-bounded pool that never leaks a slot
     creds = conn["credentials"]
+    # Pool size: [database] pool_min / pool_max unless the URL names them (?minsize=&maxsize=).
+    creds.setdefault("maxsize", max(cfg.pool_max, int(creds.get("minsize", 0))))
+    creds.setdefault("minsize", min(cfg.pool_min, int(creds["maxsize"])))
+    creds["pool_acquire_timeout"] = cfg.pool_acquire_timeout_s
     creds["reset"] = _keep_session
     # Time bounds (asyncpg via tortoise's pass-through of unknown credentials): a connect
     # timeout, the server's statement_timeout, and a client-side bound one second longer

@@ -115,16 +115,36 @@ def _sqlite_outage(exc: BaseException) -> bool:
     return any(s in text for s in _SQLITE_OUTAGE)
 
 
+_PROBES: set[asyncio.Task[object]] = set()  # timed-out probes still cleaning up
+
+
 async def probe(check: object, timeout: float) -> str:  # noqa: ASYNC109
-    """Run an awaitable health check with a time bound: "ok" or a short error text."""
+    """Run an awaitable health check with a time bound: "ok" or a short error text. A check
+    that times out is cancelled but not waited for: giving back a connection to a frozen
+    server (asyncpg waits for its cancel request) must not stretch the bound."""
+    task: asyncio.Task[object] = asyncio.ensure_future(check)  # type: ignore[arg-type]
     try:
-        async with asyncio.timeout(timeout):
-            result = await check  # type: ignore[misc]
-    except TimeoutError:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        _PROBES.add(task)
+        task.add_done_callback(_forget)
         return f"error: no answer within {timeout:g}s"
-    except Exception as exc:  # a probe reports, it never raises
+    exc = task.exception()
+    if isinstance(exc, TimeoutError):
+        return f"error: no answer within {timeout:g}s"
+    if exc is not None:  # a probe reports, it never raises
         return "error: " + describe(exc)
-    return "ok" if result in (None, True) else "error: no answer"
+    return "ok" if task.result() in (None, True) else "error: no answer"
+
+
+def _forget(task: asyncio.Task[object]) -> None:
+    _PROBES.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" at exit
 
 
 def outage_of(exc: BaseException) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 import time
@@ -15,7 +14,7 @@ from aiohttp import web
 
 from core.errors import DomainError, Unavailable
 from core.keys import CONFIG, METRICS, REQUEST_ID, RUNTIME
-from core.outage import RETRY_AFTER_S, is_db_outage
+from core.outage import RETRY_AFTER_S, is_db_outage, probe
 from core.request_context import request_id_var
 
 log = structlog.get_logger("qudao.http")
@@ -158,10 +157,8 @@ async def _recheck_db(request: web.Request) -> None:
     from core.db import check_database
 
     cfg = request.config_dict[CONFIG].database
-    try:
-        async with asyncio.timeout(cfg.probe_timeout_s):
-            await check_database(cfg, write=False)
-    except Exception:
+    # probe(): a bound that does not wait for the cancelled check to give its connection back
+    if await probe(check_database(cfg, write=False), cfg.probe_timeout_s) != "ok":
         return
     runtime.db_outage.recovered()
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import asyncpg
 from tortoise import timezone
-from tortoise.backends.asyncpg.client import AsyncpgDBClient as _PG_CLIENT
 from tortoise.backends.asyncpg.client import TransactionWrapper as _PG_TRANSACTION
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connections
@@ -27,6 +26,8 @@ from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.fields import DatetimeField
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
+
+from core.pg_client import FairAsyncpgClient as _PG_CLIENT  # the client core.db configures
 
 _SQL_LOG = logging.getLogger("tortoise.db_client")
 CHUNK = 500  # rows per multi-row INSERT (both dialects allow 32k parameters)

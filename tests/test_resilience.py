@@ -442,3 +442,138 @@ def test_which_errors_are_outages() -> None:
     assert not is_db_outage(IntegrityError("duplicate key"))
     assert not is_db_outage(ValueError("bug"))
     assert not is_db_outage(aiohttp.ServerDisconnectedError())  # a platform, not the database
+
+
+# --- the PostgreSQL pool: first come first served, bounded wait, no leaked slot ------------
+
+
+def test_pool_size_and_acquire_timeout_reach_the_client() -> None:
+    from core.config import DatabaseConfig
+    from core.db import tortoise_config
+
+    url = "postgres://u:p@127.0.0.1:5432/db"
+    conn = tortoise_config(url, DatabaseConfig(url=url))["connections"]["default"]
+    creds = conn["credentials"]
+    assert conn["engine"] == "core.pg_client"
+    assert (creds["minsize"], creds["maxsize"], creds["pool_acquire_timeout"]) == (2, 10, 3.0)
+    cfg = DatabaseConfig(url=url, pool_min=1, pool_max=4, pool_acquire_timeout_s=0.5)
+    creds = tortoise_config(url, cfg)["connections"]["default"]["credentials"]
+    assert (creds["minsize"], creds["maxsize"], creds["pool_acquire_timeout"]) == (1, 4, 0.5)
+
+
+class _FakeAsyncpgPool:
+    """Hands out numbered connections; like asyncpg, a returned one may go to anybody."""
+
+    def __init__(self) -> None:
+        self.out = 0
+
+    async def acquire(self) -> int:
+        self.out += 1
+        return self.out
+
+    async def release(self, conn: int, *, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        self.out -= 1
+
+
+async def test_pool_serves_waiters_in_arrival_order_and_bounds_the_wait() -> None:
+    from core.outage import is_db_outage
+    from core.pg_client import FairPool, PoolTimeout
+
+    pool = FairPool(_FakeAsyncpgPool(), size=1, timeout=5.0)  # type: ignore[arg-type]
+    held = await pool.acquire()
+    served: list[int] = []
+
+    async def waiter(n: int) -> None:
+        conn = await pool.acquire()
+        served.append(n)
+        await asyncio.sleep(0)
+        await pool.release(conn)
+
+    waiters = [asyncio.create_task(waiter(n)) for n in range(5)]
+    await asyncio.sleep(0.01)
+    await pool.release(held)
+    # a newcomer arriving just as the slot comes back queues behind the waiters
+    late = asyncio.create_task(waiter(99))
+    await asyncio.gather(*waiters, late)
+    assert served == [0, 1, 2, 3, 4, 99]
+
+    held = await pool.acquire()
+    with pytest.raises(PoolTimeout) as caught:
+        await pool.acquire(timeout=0.05)
+    assert is_db_outage(caught.value)  # -> 503 unavailable, not a 500
+    await pool.release(held)
+    assert await asyncio.wait_for(pool.acquire(), 1) is not None  # the timed-out waiter left no trace
+
+
+@pytest.mark.server_backend
+async def test_pool_full_answers_503_after_the_acquire_timeout(  # type: ignore[no-untyped-def]
+    config, pg_proxy, pg_db_url, aiohttp_client
+) -> None:
+    cli, _, h = await _pg_app(
+        aiohttp_client, config, pg_proxy, pg_db_url + "?maxsize=1&minsize=1", pool_acquire_timeout_s=0.5
+    )
+    assert (await cli.get(f"{API}/stock", headers=h)).status == 200
+    pool = connections.get("default")._pool  # type: ignore[attr-defined]
+    conn = await pool.acquire()
+    try:
+        resp, took = await _timed(cli.get(f"{API}/stock", headers=h))
+        assert resp.status == 503 and 0.4 < took < 3, (resp.status, took)
+        assert (await resp.json())["error"]["code"] == "unavailable"
+    finally:
+        await pool.release(conn)
+    assert (await cli.get(f"{API}/stock", headers=h)).status == 200
+
+
+@pytest.mark.server_backend
+async def test_a_dead_connection_gives_its_pool_slot_back(pg_db_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """BEGIN on a dead connection failed and the connection was never released: with a
+    pool of one, every later transaction then waited for good."""
+    import asyncpg
+    from tortoise.backends.asyncpg.client import TransactionWrapper
+    from tortoise.transactions import in_transaction
+
+    from core.config import DatabaseConfig
+
+    url = pg_db_url + "?maxsize=1&minsize=1"
+    ctx = await init_db(url, database=DatabaseConfig(url=url, pool_acquire_timeout_s=1.0))
+    try:
+        real_begin = TransactionWrapper.begin
+
+        async def dead_begin(self: Any) -> None:
+            monkeypatch.setattr(TransactionWrapper, "begin", real_begin)
+            await self._connection.close()  # the server went away under this connection
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+        monkeypatch.setattr(TransactionWrapper, "begin", dead_begin)
+        with pytest.raises(asyncpg.ConnectionDoesNotExistError):
+            async with in_transaction():
+                pass
+        async with asyncio.timeout(5), in_transaction() as tx:
+            assert (await tx.execute_query_dict("SELECT 1 AS one"))[0]["one"] == 1
+    finally:
+        await ctx.close_connections()
+
+
+async def test_a_probe_does_not_wait_for_a_slow_cleanup() -> None:
+    """Giving a connection back to a frozen PostgreSQL waits for asyncpg's cancel request:
+    /readyz (and the outage re-check) must not wait with it."""
+    from core.outage import probe
+
+    cleaned = asyncio.Event()
+
+    async def check() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.shield(asyncio.sleep(1.0))  # what releasing to a frozen server costs
+            cleaned.set()
+
+    answer, took = await _timed(probe(check(), 0.2))
+    assert answer == "error: no answer within 0.2s" and took < 0.8, (answer, took)
+    await asyncio.wait_for(cleaned.wait(), 5)  # the cleanup still runs, in the background
+    assert await probe(asyncio.sleep(0), 1) == "ok"
+    assert (await probe(_raise(), 1)).startswith("error: RuntimeError")
+
+
+async def _raise() -> None:
+    raise RuntimeError("boom")
