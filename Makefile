@@ -7,7 +7,7 @@ QUDAO_TEST_PG    ?= postgres://postgres@127.0.0.1:5432/test
 QUDAO_TEST_REDIS ?= redis://127.0.0.1:6379/0
 export QUDAO_TEST_PG QUDAO_TEST_REDIS
 
-.PHONY: run install test test-embedded test-server lint migrations bench faults clean
+.PHONY: run install test test-embedded test-server lint migrations bench faults clean vendor browser-deps
 
 $(BIN)/qudao: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -57,6 +57,14 @@ bench: install
 ## on free ports (needs initdb/postgres and redis-server); exit 1 on an invariant violation
 faults: install
 	$(PY) -m bench.faults
+
+## make vendor: refresh the console's front-end assets from package-lock.json (npm) into
+## console/static/vendor (committed: nothing is fetched at run time)
+VENDOR := console/static/vendor
+vendor:
+	npm ci --no-audit --no-fund --ignore-scripts
+	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
+	cp node_modules/echarts/dist/echarts.common.min.js $(VENDOR)/echarts.common.min.js
 
 clean:
 	rm -rf $(VENV) data/*.sqlite3*

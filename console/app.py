@@ -1,0 +1,43 @@
+"""The /console sub-application: templates, vendored static assets, pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from console import auth_pages, lead_pages, order_pages, workbench_pages
+from console.framework import Pages, console_errors, local_time
+from console.labels import AUDIT_ACTION, LEAD_STATUS, ORDER_STATUS, RETURN_STATUS, label
+
+HERE = Path(__file__).parent
+PAGE_MODULES = (auth_pages, workbench_pages, order_pages, lead_pages)
+
+
+def collect_pages() -> Pages:
+    pages = Pages()
+    for module in PAGE_MODULES:
+        pages.pages.extend(module.pages.pages)
+    return pages
+
+
+def create_console_app() -> web.Application:
+    app = web.Application(middlewares=[console_errors])
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(
+        local_time=local_time,
+        order_status=lambda v: label(ORDER_STATUS, v),
+        lead_status=lambda v: label(LEAD_STATUS, v),
+        return_status=lambda v: label(RETURN_STATUS, v),
+        audit_action=lambda v: label(AUDIT_ACTION, v),
+    )
+    collect_pages().mount(app)
+    app.router.add_static("/static", HERE / "static", name="static")
+    return app

@@ -1,0 +1,36 @@
+"""Chinese labels for statuses and audit actions shown in the console."""
+
+from __future__ import annotations
+
+ORDER_STATUS = {
+    "pending_review": "待审核",
+    "approved": "已审核",
+    "shipped": "已发货",
+    "received": "已签收",
+    "completed": "已完成",
+    "rejected": "已驳回",
+    "cancelled": "已取消",
+}
+LEAD_STATUS = {
+    "protected": "保护中",
+    "pending_review": "待仲裁",
+    "rejected": "已驳回",
+    "expired": "已过期",
+    "won": "已成交",
+}
+RETURN_STATUS = {"requested": "待审核", "approved": "已同意", "rejected": "已驳回", "received": "已收货"}
+AUDIT_ACTION = {
+    "order.placed": "下单",
+    "order.approved": "审核通过",
+    "order.rejected": "驳回",
+    "order.cancelled": "取消",
+    "order.shipped": "发货",
+    "order.received": "签收",
+    "order.completed": "完成",
+    "order.returned": "退货入账",
+    "shipment.received": "分批签收",
+}
+
+
+def label(table: dict[str, str], value: object) -> str:
+    return table.get(str(value), str(value))

@@ -1,0 +1,84 @@
+"""订单: search with filters, detail (lines, shipments, returns, audit trail), approve and
+reject through `handlers.ordering` — the same use-cases and Actor as /api/v1."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from console.framework import Pages, day, done, object_id, positive_int, render, text
+from console.labels import ORDER_STATUS
+from handlers import ordering, returns, workbench
+from handlers.actor import Actor
+
+pages = Pages()
+PAGE_SIZE = 20
+
+
+@pages.add("GET", "/orders", name="orders")
+async def order_list(request: web.Request, actor: Actor) -> web.StreamResponse:
+    q = request.query
+    status = q.get("status") or None
+    if status is not None and status not in ORDER_STATUS:
+        status = None
+    filters: dict[str, Any] = {
+        "number": text(q.get("number"), "number", "订单号", max_len=20),
+        "distributor_id": positive_int(q.get("distributor_id"), "distributor_id", "经销商"),
+        "status": status,
+        "date_from": day(q.get("date_from"), "date_from", "开始日期"),
+        "date_to": day(q.get("date_to"), "date_to", "结束日期"),
+    }
+    page = positive_int(q.get("page"), "page", "页码", 1) or 1
+    result = await workbench.search_orders(actor, **filters, page=page, page_size=PAGE_SIZE)
+    kept = {k: v for k, v in filters.items() if v is not None}
+    pages_total = max(1, -(-result.total // PAGE_SIZE))
+    return render(
+        request,
+        "orders.html",
+        {
+            "nav": "orders",
+            "result": result,
+            "filters": filters,
+            "statuses": ORDER_STATUS,
+            "distributors": await workbench.distributor_choices(actor),
+            "page": page,
+            "pages_total": pages_total,
+            "query_base": urlencode({k: str(v) for k, v in kept.items()}),
+        },
+    )
+
+
+async def _detail(actor: Actor, order_id: int) -> dict[str, Any]:
+    order = await ordering.get_order(actor, order_id)
+    return {
+        "nav": "orders",
+        "order": order,
+        "audit": await workbench.order_audit(actor, order_id),
+        "return_requests": (await returns.list_returns(actor, order_id=order_id, page_size=100)).items,
+    }
+
+
+@pages.add("GET", r"/orders/{id:\d+}", name="order", scope="object")
+async def order_detail(request: web.Request, actor: Actor) -> web.StreamResponse:
+    return render(request, "order_detail.html", await _detail(actor, object_id(request)))
+
+
+@pages.add("POST", r"/orders/{id:\d+}/approve", name="order_approve", scope="object")
+async def approve(request: web.Request, actor: Actor) -> web.StreamResponse:
+    order_id = object_id(request)
+    await ordering.approve_order(actor, order_id)
+    ctx = {**await _detail(actor, order_id), "flash": "订单已审核通过"}
+    return done(request, f"/console/orders/{order_id}", "_order_main.html", ctx)
+
+
+@pages.add("POST", r"/orders/{id:\d+}/reject", name="order_reject", scope="object")
+async def reject(request: web.Request, actor: Actor) -> web.StreamResponse:
+    order_id = object_id(request)
+    form = await request.post()
+    reason = text(str(form.get("reason", "")), "reason", "驳回原因", max_len=500, required=True)
+    assert reason is not None
+    await ordering.reject_order(actor, order_id, reason)
+    ctx = {**await _detail(actor, order_id), "flash": "订单已驳回"}
+    return done(request, f"/console/orders/{order_id}", "_order_main.html", ctx)

@@ -1,0 +1,30 @@
+// 工作台 charts: data comes from a JSON block on the page (no inline script: CSP script-src 'self').
+// The chart container gets data-ready="1" once ECharts has finished rendering; animations are
+// off when the browser prefers reduced motion (the browser tests emulate it).
+(function () {
+  "use strict";
+  function money(v) {
+    return "¥" + Number(v).toLocaleString("zh-CN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  }
+  function salesChart(el) {
+    var data = JSON.parse(document.getElementById(el.dataset.chart).textContent);
+    var still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    var chart = window.echarts.init(el, null, { renderer: "canvas" });
+    chart.on("finished", function () {
+      el.dataset.ready = "1";
+      document.documentElement.dataset.chartReady = "1";
+    });
+    chart.setOption({
+      animation: !still,
+      grid: { left: 70, right: 20, top: 20, bottom: 40 },
+      tooltip: { trigger: "axis", valueFormatter: money },
+      xAxis: { type: "category", data: data.months },
+      yAxis: { type: "value", axisLabel: { formatter: function (v) { return v >= 10000 ? v / 10000 + "万" : v; } } },
+      series: [{ name: "净销售额", type: "bar", data: data.net, itemStyle: { color: "#2f6fed" } }],
+    });
+    window.addEventListener("resize", function () { chart.resize(); });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-chart]").forEach(salesChart);
+  });
+})();
