@@ -9,7 +9,7 @@ import jinja2
 from aiohttp import web
 
 from console import auth_pages, lead_pages, order_pages, workbench_pages
-from console.framework import Pages, console_errors, local_time
+from console.framework import Pages, audit_detail, console_errors, local_time
 from console.labels import AUDIT_ACTION, LEAD_STATUS, ORDER_STATUS, RETURN_STATUS, label
 
 HERE = Path(__file__).parent
@@ -33,6 +33,7 @@ def create_console_app() -> web.Application:
     )
     env.filters.update(
         local_time=local_time,
+        audit_detail=audit_detail,
         order_status=lambda v: label(ORDER_STATUS, v),
         lead_status=lambda v: label(LEAD_STATUS, v),
         return_status=lambda v: label(RETURN_STATUS, v),

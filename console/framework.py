@@ -196,6 +196,31 @@ def positive_int(value: str | None, field: str, label: str, default: int | None 
     return int(value)
 
 
+def audit_detail(after: Any) -> str:
+    """An audit row's `after` as Chinese "字段：值" pairs (times in the business zone)."""
+    from console.labels import AUDIT_FIELD, AUDIT_TIME_FIELD, ORDER_STATUS
+
+    if not isinstance(after, dict):
+        return "" if after is None else str(after)
+    parts = []
+    for key, value in after.items():
+        if key in AUDIT_TIME_FIELD:
+            try:
+                value = local_time(datetime.fromisoformat(str(value)))
+            except ValueError:
+                pass
+            parts.append(f"{AUDIT_TIME_FIELD[key]}：{value}")
+        elif key == "status":
+            parts.append(f"状态：{ORDER_STATUS.get(str(value), value)}")
+        elif isinstance(value, bool):
+            parts.append(f"{AUDIT_FIELD.get(key, key)}：{'是' if value else '否'}")
+        elif isinstance(value, dict | list):
+            continue  # line-level detail: the tables above show it
+        else:
+            parts.append(f"{AUDIT_FIELD.get(key, key)}：{value}")
+    return "；".join(parts)
+
+
 def local_time(value: datetime | None) -> str:
     if value is None:
         return ""

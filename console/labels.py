@@ -31,6 +31,21 @@ AUDIT_ACTION = {
     "shipment.received": "分批签收",
 }
 
+AUDIT_FIELD = {
+    "number": "单号",
+    "total": "金额",
+    "status": "状态",
+    "reason": "原因",
+    "note": "备注",
+    "carrier": "承运商",
+    "tracking_no": "运单号",
+    "shipment_id": "发货批次",
+    "auto": "自动",
+    "amount": "金额",
+}
+AUDIT_TIME_FIELD = {"approved_at": "审核时间", "shipped_at": "发货时间", "received_at": "签收时间",
+                    "completed_at": "完成时间", "cancelled_at": "取消时间"}
+
 
 def label(table: dict[str, str], value: object) -> str:
     return table.get(str(value), str(value))
