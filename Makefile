@@ -45,7 +45,19 @@ test-server: install
 	fi
 
 ## make test: lint + the suite on SQLite+memory, then on PostgreSQL+Redis
-test: lint test-embedded test-server
+test: lint browser-deps test-embedded test-server
+
+# The console's browser tests drive Debian's chromium (Playwright cannot download a browser
+# here) and need a CJK font: installed with apt when missing and running as root (CI).
+browser-deps:
+	@if dpkg-query -W -f='$${Status}\n' chromium fonts-noto-cjk 2>/dev/null | grep -vq "ok installed" \
+	    || ! dpkg-query -W chromium fonts-noto-cjk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; \
+	  else \
+	    echo "chromium / fonts-noto-cjk missing (not root): console browser tests skip (fail under CI=true)"; \
+	  fi; \
+	fi
 
 migrations: install
 	$(PY) -c "import asyncio, core.migrations_tool as m; asyncio.run(m.make_migrations(fresh=True))"
