@@ -8,12 +8,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from console import auth_pages, lead_pages, order_pages, workbench_pages
+from console import auth_pages, lead_pages, order_pages, return_pages, workbench_pages
 from console.framework import Pages, audit_detail, console_errors, local_time
 from console.labels import AUDIT_ACTION, LEAD_STATUS, ORDER_STATUS, RETURN_STATUS, label
 
 HERE = Path(__file__).parent
-PAGE_MODULES = (auth_pages, workbench_pages, order_pages, lead_pages)
+PAGE_MODULES = (auth_pages, workbench_pages, order_pages, return_pages, lead_pages)
 
 
 def collect_pages() -> Pages:

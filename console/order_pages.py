@@ -10,8 +10,10 @@ from aiohttp import web
 
 from console.framework import Pages, day, done, object_id, positive_int, render, text
 from console.labels import ORDER_STATUS
+from core.errors import ValidationError
 from handlers import ordering, returns, workbench
 from handlers.actor import Actor
+from handlers.order_io import LineIn, ShipmentIn
 
 pages = Pages()
 PAGE_SIZE = 20
@@ -50,7 +52,7 @@ async def order_list(request: web.Request, actor: Actor) -> web.StreamResponse:
     )
 
 
-async def _detail(actor: Actor, order_id: int) -> dict[str, Any]:
+async def detail_context(actor: Actor, order_id: int) -> dict[str, Any]:
     order = await ordering.get_order(actor, order_id)
     return {
         "nav": "orders",
@@ -62,14 +64,14 @@ async def _detail(actor: Actor, order_id: int) -> dict[str, Any]:
 
 @pages.add("GET", r"/orders/{id:\d+}", name="order", scope="object")
 async def order_detail(request: web.Request, actor: Actor) -> web.StreamResponse:
-    return render(request, "order_detail.html", await _detail(actor, object_id(request)))
+    return render(request, "order_detail.html", await detail_context(actor, object_id(request)))
 
 
 @pages.add("POST", r"/orders/{id:\d+}/approve", name="order_approve", scope="object")
 async def approve(request: web.Request, actor: Actor) -> web.StreamResponse:
     order_id = object_id(request)
     await ordering.approve_order(actor, order_id)
-    ctx = {**await _detail(actor, order_id), "flash": "订单已审核通过"}
+    ctx = {**await detail_context(actor, order_id), "flash": "订单已审核通过"}
     return done(request, f"/console/orders/{order_id}", "_order_main.html", ctx)
 
 
@@ -80,5 +82,29 @@ async def reject(request: web.Request, actor: Actor) -> web.StreamResponse:
     reason = text(str(form.get("reason", "")), "reason", "驳回原因", max_len=500, required=True)
     assert reason is not None
     await ordering.reject_order(actor, order_id, reason)
-    ctx = {**await _detail(actor, order_id), "flash": "订单已驳回"}
+    ctx = {**await detail_context(actor, order_id), "flash": "订单已驳回"}
+    return done(request, f"/console/orders/{order_id}", "_order_main.html", ctx)
+
+
+@pages.add("POST", r"/orders/{id:\d+}/ship", name="order_ship", scope="object")
+async def ship(request: web.Request, actor: Actor) -> web.StreamResponse:
+    """发货: quantities per SKU (fields `qty:<sku>`), carrier and tracking number."""
+    order_id = object_id(request)
+    form = await request.post()
+    lines = []
+    for key, value in form.items():
+        if not key.startswith("qty:"):
+            continue
+        qty = positive_int(str(value), key, "发货数量") if str(value).strip() not in ("", "0") else None
+        if qty:
+            lines.append(LineIn(sku=key.removeprefix("qty:")[:64], qty=qty))
+    if not lines:
+        raise ValidationError("请至少填写一个商品的发货数量", {"field": "lines"})
+    data = ShipmentIn(
+        lines=lines,
+        carrier=text(str(form.get("carrier", "")), "carrier", "承运商", max_len=64),
+        tracking_no=text(str(form.get("tracking_no", "")), "tracking_no", "运单号", max_len=64),
+    )
+    await ordering.ship_order(actor, order_id, data)
+    ctx = {**await detail_context(actor, order_id), "flash": "已发货"}
     return done(request, f"/console/orders/{order_id}", "_order_main.html", ctx)

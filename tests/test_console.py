@@ -20,12 +20,13 @@ import pytest
 from console.app import collect_pages
 from console.session import COOKIE
 from core.clock import BUSINESS_TZ
-from handlers import leads
+from handlers import leads, returns
 from handlers.auth import build_actor
 from handlers.leads import LeadIn
+from handlers.order_io import LineIn, ReturnIn
 from models.base import LeadStatus, OrderStatus
 from models.lead import Lead
-from models.order import Order
+from models.order import Order, ReturnRequest
 from tests.factories import PASSWORD, World, make_world, token_for
 from tests.factories_orders import make_order
 
@@ -235,6 +236,51 @@ async def test_order_detail_approve_and_reject(client) -> None:
     assert (await Order.get(id=other.id)).status == OrderStatus.REJECTED
 
 
+async def test_ship_with_carrier_and_tracking(client) -> None:
+    world = await make_world()
+    order = await make_order(world.east.distributor, product=world.product, qty=5, status="approved")
+    token = await token_for(world.east.manager)
+    _, body = await get(client, f"/console/orders/{order.id}", token)
+    assert "确认发货" in body and "待发 5" in body
+    path = f"/console/orders/{order.id}/ship"
+    status, body = await post(client, path, token, {f"qty:{world.product.sku}": "0"}, htmx=True)
+    assert status == 400 and "发货数量" in body
+    form = {f"qty:{world.product.sku}": "2", "carrier": "顺丰速运", "tracking_no": "SF1234567890"}
+    status, body = await post(client, path, token, form, htmx=True)
+    assert status == 200 and "已发货" in body and "SF1234567890" in body and "已部分发货" in body
+    form[f"qty:{world.product.sku}"] = "3"
+    status, body = await post(client, path, token, form, htmx=True)
+    assert status == 200 and (await Order.get(id=order.id)).status == OrderStatus.SHIPPED
+
+
+async def received_return(world: World, qty: int = 1) -> Any:
+    """A received east order with a requested return of `qty` units."""
+    order = await make_order(world.east.distributor, product=world.product, qty=3, status="received")
+    buyer = await build_actor(world.east.dist_user)
+    body = ReturnIn(lines=[LineIn(sku=world.product.sku, qty=qty)], reason="包装破损")
+    return await returns.request_return(buyer, order.id, body)
+
+
+async def test_return_review_approve_receive_and_reject(client) -> None:
+    world = await make_world()
+    req = await received_return(world)
+    token = await token_for(world.east.manager)
+    status, body = await get(client, "/console/returns", token)
+    assert status == 200 and req.order_number in body and "包装破损" in body
+    status, body = await get(client, "/console/", token)
+    assert re.search(r'id="todo-returns">1<', body)
+    status, body = await post(client, f"/console/returns/{req.id}/approve", token, htmx=True)
+    assert status == 200 and "已同意退货" in body and "确认收货入库" in body
+    status, body = await post(client, f"/console/returns/{req.id}/receive", token, htmx=True)
+    assert status == 200 and "退货已入库" in body and "退货入账" in body
+    assert (await returns.get_return(await build_actor(world.admin), req.id)).status == "received"
+    other = await received_return(world)
+    status, _ = await post(client, f"/console/returns/{other.id}/reject", token, {"reason": ""}, htmx=True)
+    assert status == 400
+    status, body = await post(client, f"/console/returns/{other.id}/reject", token, {"reason": "超出退货期"})
+    assert status == 303
+
+
 # --- 报备仲裁 ----------------------------------------------------------------------------------
 
 
@@ -280,6 +326,20 @@ async def _order_probe(world: World, suffix: str = "") -> tuple[str, dict[str, s
     return f"/orders/{order.id}{suffix}", {"reason": "测试"}, order.number
 
 
+async def _shippable_probe(world: World) -> tuple[str, dict[str, str], str | None]:
+    order = await make_order(world.east.distributor, product=world.product, status="approved")
+    return f"/orders/{order.id}/ship", {f"qty:{world.product.sku}": "1", "carrier": "顺丰"}, None
+
+
+async def _return_probe(
+    world: World, suffix: str, approved: bool = False
+) -> tuple[str, dict[str, str], str | None]:
+    req = await received_return(world)
+    if approved:
+        await returns.approve_return(await build_actor(world.admin), req.id)
+    return f"/returns/{req.id}{suffix}", {"reason": "测试"}, None
+
+
 _names = itertools.count(1)
 
 
@@ -308,6 +368,11 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", r"/orders/{id:\d+}"): Case(lambda w: _order_probe(w)),
     ("POST", r"/orders/{id:\d+}/approve"): Case(lambda w: _order_probe(w, "/approve")),
     ("POST", r"/orders/{id:\d+}/reject"): Case(lambda w: _order_probe(w, "/reject")),
+    ("POST", r"/orders/{id:\d+}/ship"): Case(lambda w: _shippable_probe(w)),
+    ("GET", "/returns"): Case(lambda w: _list("/returns", w)),
+    ("POST", r"/returns/{id:\d+}/approve"): Case(lambda w: _return_probe(w, "/approve")),
+    ("POST", r"/returns/{id:\d+}/reject"): Case(lambda w: _return_probe(w, "/reject")),
+    ("POST", r"/returns/{id:\d+}/receive"): Case(lambda w: _return_probe(w, "/receive", approved=True)),
     ("POST", r"/leads/{id:\d+}/approve"): Case(lambda w: _lead_probe(w, "/approve")),
     ("POST", r"/leads/{id:\d+}/reject"): Case(lambda w: _lead_probe(w, "/reject")),
 }
@@ -368,7 +433,8 @@ async def test_list_pages_show_east_to_east_and_never_to_north(client) -> None:
 async def _state() -> list[Any]:
     orders = await Order.all().order_by("id").values_list("id", "status")
     lead_rows = await Lead.all().order_by("id").values_list("id", "status")
-    return [orders, lead_rows]
+    requests = await ReturnRequest.all().order_by("id").values_list("id", "status")
+    return [orders, lead_rows, requests]
 
 
 # --- assets ---------------------------------------------------------------------------------
