@@ -8,12 +8,22 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from console import auth_pages, lead_pages, order_pages, return_pages, workbench_pages
+from console import auth_pages, lead_pages, order_pages, return_pages, statement_pages, workbench_pages
 from console.framework import Pages, audit_detail, console_errors, local_time
-from console.labels import AUDIT_ACTION, LEAD_STATUS, ORDER_STATUS, RETURN_STATUS, label
+from console.labels import (
+    AUDIT_ACTION,
+    ENTRY_KIND,
+    LEAD_STATUS,
+    ORDER_STATUS,
+    RETURN_STATUS,
+    STATEMENT_KIND,
+    STATEMENT_STATUS,
+    SUMMARY_FIELD,
+    label,
+)
 
 HERE = Path(__file__).parent
-PAGE_MODULES = (auth_pages, workbench_pages, order_pages, return_pages, lead_pages)
+PAGE_MODULES = (auth_pages, workbench_pages, order_pages, return_pages, lead_pages, statement_pages)
 
 
 def collect_pages() -> Pages:
@@ -38,6 +48,10 @@ def create_console_app() -> web.Application:
         lead_status=lambda v: label(LEAD_STATUS, v),
         return_status=lambda v: label(RETURN_STATUS, v),
         audit_action=lambda v: label(AUDIT_ACTION, v),
+        statement_status=lambda v: label(STATEMENT_STATUS, v),
+        statement_kind=lambda v: label(STATEMENT_KIND, v),
+        entry_kind=lambda v: label(ENTRY_KIND, v),
+        summary_field=lambda v: label(SUMMARY_FIELD, v),
     )
     collect_pages().mount(app)
     app.router.add_static("/static", HERE / "static", name="static")

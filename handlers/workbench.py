@@ -143,7 +143,17 @@ async def distributor_choices(actor: Actor) -> list[tuple[int, str]]:
 async def order_audit(actor: Actor, order_id: int) -> list[AuditEntry]:
     """The order's audit trail, oldest first (NotFound outside scope, via get_order)."""
     await ordering.get_order(actor, order_id)
-    rows = await AuditLog.filter(entity="order", entity_id=str(order_id)).order_by("id")
+    return await _audit("order", order_id)
+
+
+async def statement_audit(actor: Actor, statement_id: int) -> list[AuditEntry]:
+    """The statement's confirmations, disputes and resolutions (NotFound outside scope)."""
+    await statements.get_statement(actor, statement_id)
+    return await _audit("statement", statement_id)
+
+
+async def _audit(entity: str, entity_id: int) -> list[AuditEntry]:
+    rows = await AuditLog.filter(entity=entity, entity_id=str(entity_id)).order_by("id")
     users = await _names(User, {r.actor_id for r in rows if r.actor_id}, "display_name")  # type: ignore[attr-defined]
     return [
         AuditEntry(

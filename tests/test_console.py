@@ -20,14 +20,17 @@ import pytest
 from console.app import collect_pages
 from console.session import COOKIE
 from core.clock import BUSINESS_TZ
-from handlers import leads, returns
+from handlers import leads, returns, statements
 from handlers.auth import build_actor
 from handlers.leads import LeadIn
 from handlers.order_io import LineIn, ReturnIn
-from models.base import LeadStatus, OrderStatus
+from handlers.statements import close_period
+from models.base import LeadStatus, OrderStatus, ReceivableKind, StatementStatus
+from models.commission import Statement
 from models.lead import Lead
 from models.order import Order, ReturnRequest
 from tests.factories import PASSWORD, World, make_world, token_for
+from tests.factories_commission import at, make_receivable
 from tests.factories_orders import make_order
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,6 +284,43 @@ async def test_return_review_approve_receive_and_reject(client) -> None:
     assert status == 303
 
 
+_months = itertools.count(1)
+
+
+async def disputed_statement(world: World, reason: str = "3月回款未入账") -> Statement:
+    """A receivables statement of east's distributor, disputed by its user (a new month each call)."""
+    month = f"2025-{next(_months):02d}"
+    await make_receivable(world.east.distributor, ReceivableKind.SHIPMENT, "1000.00", at(f"{month}-10"))
+    await close_period(month)
+    st = await Statement.get(kind="receivables", period=month, distributor_id=world.east.distributor.id)
+    await statements.dispute_statement(await build_actor(world.east.dist_user), st.id, reason)
+    return st
+
+
+async def test_statements_list_detail_and_resolving_a_dispute(client) -> None:
+    world = await make_world()
+    st = await disputed_statement(world)
+    token = await token_for(world.east.manager)
+    _, body = await get(client, "/console/", token)
+    assert re.search(r'id="todo-statements">1<', body)
+    status, body = await get(client, "/console/statements?status=disputed", token)
+    assert status == 200 and "应收对账单" in body and "有异议" in body and "3月回款未入账" in body
+    status, body = await get(client, "/console/statements?period=三月", token)
+    assert status == 400 and "年-月" in body
+    status, body = await get(client, f"/console/statements/{st.id}", token)
+    assert status == 200 and "期末余额" in body and "1000.00" in body and "提出异议" in body
+    path = f"/console/statements/{st.id}/resolve"
+    status, _ = await post(client, path, token, {"note": ""}, htmx=True)
+    assert status == 400
+    status, body = await post(client, path, token, {"note": "已核实，回款下月入账"}, htmx=True)
+    assert status == 200 and "异议已处理" in body and "待确认" in body and "已核实，回款下月入账" in body
+    assert (await Statement.get(id=st.id)).status == StatementStatus.OPEN
+    status, _ = await post(client, path, token, {"note": "再次处理"}, htmx=True)
+    assert status == 409
+    # the subject can confirm it now, through the API as before
+    await statements.confirm_statement(await build_actor(world.east.dist_user), st.id)
+
+
 # --- 报备仲裁 ----------------------------------------------------------------------------------
 
 
@@ -340,6 +380,11 @@ async def _return_probe(
     return f"/returns/{req.id}{suffix}", {"reason": "测试"}, None
 
 
+async def _statement_probe(world: World, suffix: str) -> tuple[str, dict[str, str], str | None]:
+    st = await disputed_statement(world)
+    return f"/statements/{st.id}{suffix}", {"note": "测试"}, None
+
+
 _names = itertools.count(1)
 
 
@@ -370,6 +415,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", r"/orders/{id:\d+}/reject"): Case(lambda w: _order_probe(w, "/reject")),
     ("POST", r"/orders/{id:\d+}/ship"): Case(lambda w: _shippable_probe(w)),
     ("GET", "/returns"): Case(lambda w: _list("/returns", w)),
+    ("GET", "/statements"): Case(lambda w: _list("/statements", w)),
+    ("GET", r"/statements/{id:\d+}"): Case(lambda w: _statement_probe(w, "")),
+    ("POST", r"/statements/{id:\d+}/resolve"): Case(lambda w: _statement_probe(w, "/resolve")),
     ("POST", r"/returns/{id:\d+}/approve"): Case(lambda w: _return_probe(w, "/approve")),
     ("POST", r"/returns/{id:\d+}/reject"): Case(lambda w: _return_probe(w, "/reject")),
     ("POST", r"/returns/{id:\d+}/receive"): Case(lambda w: _return_probe(w, "/receive", approved=True)),
@@ -411,11 +459,13 @@ async def test_list_pages_show_east_to_east_and_never_to_north(client) -> None:
     world = await make_world()
     order = await make_order(world.east.distributor, product=world.product)
     await pending_lead_pair(world)
+    await disputed_statement(world)
     east, north = await token_for(world.east.manager), await token_for(world.north.manager)
     for path, marker in (
         ("/console/orders", order.number),
         ("/console/leads", "杭州云栖科技有限公司"),
         ("/console/orders?distributor_id=" + str(world.east.distributor.id), order.number),
+        ("/console/statements", "3月回款未入账"),
     ):
         status, body = await get(client, path, east)
         assert status == 200 and marker in body, path
@@ -434,7 +484,8 @@ async def _state() -> list[Any]:
     orders = await Order.all().order_by("id").values_list("id", "status")
     lead_rows = await Lead.all().order_by("id").values_list("id", "status")
     requests = await ReturnRequest.all().order_by("id").values_list("id", "status")
-    return [orders, lead_rows, requests]
+    sts = await Statement.all().order_by("id").values_list("id", "status")
+    return [orders, lead_rows, requests, sts]
 
 
 # --- assets ---------------------------------------------------------------------------------
