@@ -8,7 +8,15 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from console import auth_pages, lead_pages, order_pages, return_pages, statement_pages, workbench_pages
+from console import (
+    alert_pages,
+    auth_pages,
+    lead_pages,
+    order_pages,
+    return_pages,
+    statement_pages,
+    workbench_pages,
+)
 from console.framework import Pages, audit_detail, console_errors, local_time
 from console.labels import (
     AUDIT_ACTION,
@@ -23,7 +31,15 @@ from console.labels import (
 )
 
 HERE = Path(__file__).parent
-PAGE_MODULES = (auth_pages, workbench_pages, order_pages, return_pages, lead_pages, statement_pages)
+PAGE_MODULES = (
+    auth_pages,
+    workbench_pages,
+    order_pages,
+    return_pages,
+    lead_pages,
+    statement_pages,
+    alert_pages,
+)
 
 
 def collect_pages() -> Pages:

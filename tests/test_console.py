@@ -23,11 +23,13 @@ from core.clock import BUSINESS_TZ
 from handlers import leads, returns, statements
 from handlers.auth import build_actor
 from handlers.leads import LeadIn
+from handlers.notify import notify
 from handlers.order_io import LineIn, ReturnIn
 from handlers.statements import close_period
 from models.base import LeadStatus, OrderStatus, ReceivableKind, StatementStatus
 from models.commission import Statement
 from models.lead import Lead
+from models.notification import Notification
 from models.order import Order, ReturnRequest
 from tests.factories import PASSWORD, World, make_world, token_for
 from tests.factories_commission import at, make_receivable
@@ -321,6 +323,30 @@ async def test_statements_list_detail_and_resolving_a_dispute(client) -> None:
     await statements.confirm_statement(await build_actor(world.east.dist_user), st.id)
 
 
+async def east_alert(world: World, title: str = "库存不足：测试商品") -> Any:
+    return await notify(
+        recipient_id=world.east.manager.id, kind="low_stock", title=title, body="可用 3 件", dedupe_key=title
+    )
+
+
+async def test_alerts_inbox_mark_read_and_all_read(client) -> None:
+    world = await make_world()
+    first = await east_alert(world)
+    await east_alert(world, "合同即将到期：HT-001")
+    north = world.north.manager.id
+    await notify(recipient_id=north, kind="low_stock", title="北方的提醒", body="x", dedupe_key="n")
+    token = await token_for(world.east.manager)
+    status, body = await get(client, "/console/alerts", token)
+    assert status == 200 and "库存不足：测试商品" in body and "合同即将到期" in body
+    assert "北方的提醒" not in body
+    status, body = await post(client, f"/console/alerts/{first.id}/read", token, htmx=True)
+    assert status == 200 and body.count('class="link-dark">标为已读') == 1
+    status, body = await post(client, "/console/alerts/read-all", token, htmx=True)
+    assert status == 200 and "已将 1 条提醒标为已读" in body
+    _, body = await get(client, "/console/alerts?unread=1", token)
+    assert "没有提醒" in body
+
+
 # --- 报备仲裁 ----------------------------------------------------------------------------------
 
 
@@ -385,6 +411,11 @@ async def _statement_probe(world: World, suffix: str) -> tuple[str, dict[str, st
     return f"/statements/{st.id}{suffix}", {"note": "测试"}, None
 
 
+async def _alert_probe(world: World) -> tuple[str, dict[str, str], str | None]:
+    row = await east_alert(world, f"提醒 {next(_names)}")
+    return f"/alerts/{row.id}/read", {}, None
+
+
 _names = itertools.count(1)
 
 
@@ -415,6 +446,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", r"/orders/{id:\d+}/reject"): Case(lambda w: _order_probe(w, "/reject")),
     ("POST", r"/orders/{id:\d+}/ship"): Case(lambda w: _shippable_probe(w)),
     ("GET", "/returns"): Case(lambda w: _list("/returns", w)),
+    ("GET", "/alerts"): Case(lambda w: _list("/alerts", w)),
+    ("POST", r"/alerts/{id:\d+}/read"): Case(lambda w: _alert_probe(w)),
+    ("POST", "/alerts/read-all"): Case(lambda w: _list("/alerts/read-all", w)),
     ("GET", "/statements"): Case(lambda w: _list("/statements", w)),
     ("GET", r"/statements/{id:\d+}"): Case(lambda w: _statement_probe(w, "")),
     ("POST", r"/statements/{id:\d+}/resolve"): Case(lambda w: _statement_probe(w, "/resolve")),
@@ -460,12 +494,14 @@ async def test_list_pages_show_east_to_east_and_never_to_north(client) -> None:
     order = await make_order(world.east.distributor, product=world.product)
     await pending_lead_pair(world)
     await disputed_statement(world)
+    await east_alert(world)
     east, north = await token_for(world.east.manager), await token_for(world.north.manager)
     for path, marker in (
         ("/console/orders", order.number),
         ("/console/leads", "杭州云栖科技有限公司"),
         ("/console/orders?distributor_id=" + str(world.east.distributor.id), order.number),
         ("/console/statements", "3月回款未入账"),
+        ("/console/alerts", "库存不足：测试商品"),
     ):
         status, body = await get(client, path, east)
         assert status == 200 and marker in body, path
@@ -485,7 +521,8 @@ async def _state() -> list[Any]:
     lead_rows = await Lead.all().order_by("id").values_list("id", "status")
     requests = await ReturnRequest.all().order_by("id").values_list("id", "status")
     sts = await Statement.all().order_by("id").values_list("id", "status")
-    return [orders, lead_rows, requests, sts]
+    alerts = await Notification.all().order_by("id").values_list("id", "read_at")
+    return [orders, lead_rows, requests, sts, alerts]
 
 
 # --- assets ---------------------------------------------------------------------------------
