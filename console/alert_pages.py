@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
 from console.framework import Pages, done, object_id, positive_int, render
+from console.xlsx import Column, collect, workbook, xlsx_response
 from handlers import inbox, notify
 from handlers.actor import Actor
 
@@ -18,8 +21,22 @@ async def _context(request: web.Request, actor: Actor) -> dict[str, object]:
     return {"nav": "alerts", "result": result, "unread": unread}
 
 
+ALERT_COLUMNS = [
+    Column("时间", lambda n: n.created_at, "time"),
+    Column("标题", lambda n: n.title),
+    Column("内容", lambda n: n.body),
+    Column("紧急", lambda n: "是" if n.urgent else ""),
+    Column("推送状态", lambda n: n.status),
+    Column("已读时间", lambda n: n.read_at, "time"),
+]
+
+
 @pages.add("GET", "/alerts", name="alerts")
 async def alert_list(request: web.Request, actor: Actor) -> web.StreamResponse:
+    if request.query.get("format") == "xlsx":
+        unread = request.query.get("unread") == "1"
+        items = await collect(partial(notify.list_notifications, actor, page_size=100, unread=unread))
+        return xlsx_response("提醒", workbook("提醒", ALERT_COLUMNS, items))
     return render(request, "alerts.html", await _context(request, actor))
 
 

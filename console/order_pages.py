@@ -3,13 +3,15 @@ reject through `handlers.ordering` — the same use-cases and Actor as /api/v1."
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from console.framework import Pages, day, done, object_id, positive_int, render, text
-from console.labels import ORDER_STATUS
+from console.labels import ORDER_STATUS, label
+from console.xlsx import Column, collect, workbook, xlsx_response
 from core.errors import ValidationError
 from handlers import ordering, returns, workbench
 from handlers.actor import Actor
@@ -17,6 +19,17 @@ from handlers.order_io import LineIn, ShipmentIn
 
 pages = Pages()
 PAGE_SIZE = 20
+ORDER_COLUMNS = [
+    Column("订单号", lambda o: o.number),
+    Column("经销商", lambda o: o.distributor_name),
+    Column("状态", lambda o: label(ORDER_STATUS, o.status)),
+    Column("件数", lambda o: sum(x.qty + x.free_qty for x in o.lines), "int", total=True),
+    Column("订单金额（元）", lambda o: o.total_amount, "money", total=True),
+    Column("已发货金额（元）", lambda o: o.shipped_amount, "money", total=True),
+    Column("下单时间", lambda o: o.created_at, "time"),
+    Column("审核时间", lambda o: o.approved_at, "time"),
+    Column("备注", lambda o: o.note),
+]
 
 
 @pages.add("GET", "/orders", name="orders")
@@ -32,6 +45,9 @@ async def order_list(request: web.Request, actor: Actor) -> web.StreamResponse:
         "date_from": day(q.get("date_from"), "date_from", "开始日期"),
         "date_to": day(q.get("date_to"), "date_to", "结束日期"),
     }
+    if q.get("format") == "xlsx":
+        items = await collect(partial(workbench.search_orders, actor, **filters, page_size=100))
+        return xlsx_response("订单", workbook("订单", ORDER_COLUMNS, items))
     page = positive_int(q.get("page"), "page", "页码", 1) or 1
     result = await workbench.search_orders(actor, **filters, page=page, page_size=PAGE_SIZE)
     kept = {k: v for k, v in filters.items() if v is not None}

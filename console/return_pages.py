@@ -3,15 +3,28 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
 from console.framework import Pages, done, object_id, positive_int, render, text
-from console.labels import RETURN_STATUS
+from console.labels import RETURN_STATUS, label
 from console.order_pages import detail_context
+from console.xlsx import Column, collect, workbook, xlsx_response
 from handlers import returns
 from handlers.actor import Actor
 
 pages = Pages()
+RETURN_COLUMNS = [
+    Column("订单号", lambda r: r.order_number),
+    Column("状态", lambda r: label(RETURN_STATUS, r.status)),
+    Column("原因", lambda r: r.reason),
+    Column("件数", lambda r: sum(q.qty for q in r.lines), "int", total=True),
+    Column("金额（元）", lambda r: r.amount, "money", total=True),
+    Column("申请时间", lambda r: r.created_at, "time"),
+    Column("审核时间", lambda r: r.reviewed_at, "time"),
+    Column("审核意见", lambda r: r.review_note),
+]
 
 
 @pages.add("GET", "/returns", name="returns")
@@ -19,6 +32,9 @@ async def return_list(request: web.Request, actor: Actor) -> web.StreamResponse:
     status = request.query.get("status", "requested")
     if status not in RETURN_STATUS:
         status = ""
+    if request.query.get("format") == "xlsx":
+        items = await collect(partial(returns.list_returns, actor, status=status or None, page_size=100))
+        return xlsx_response("退货申请", workbook("退货申请", RETURN_COLUMNS, items))
     page = positive_int(request.query.get("page"), "page", "页码", 1) or 1
     result = await returns.list_returns(actor, status=status or None, page=page, page_size=50)
     ctx = {"nav": "returns", "result": result, "status": status, "statuses": RETURN_STATUS}

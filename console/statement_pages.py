@@ -8,7 +8,8 @@ import re
 from aiohttp import web
 
 from console.framework import Pages, done, object_id, positive_int, render, text
-from console.labels import STATEMENT_KIND, STATEMENT_STATUS
+from console.labels import STATEMENT_KIND, STATEMENT_STATUS, label
+from console.xlsx import Column, collect, workbook, xlsx_response
 from core.errors import ValidationError
 from handlers import statement_disputes, statements, workbench
 from handlers.actor import Actor
@@ -16,6 +17,15 @@ from handlers.statements import StatementQuery
 
 pages = Pages()
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
+STATEMENT_COLUMNS = [
+    Column("月份", lambda s: s.period),
+    Column("类型", lambda s: label(STATEMENT_KIND, s.kind)),
+    Column("对象", lambda s: s.beneficiary.name),
+    Column("金额（元）", lambda s: s.total, "money", total=True),
+    Column("状态", lambda s: label(STATEMENT_STATUS, s.status)),
+    Column("异议原因", lambda s: s.dispute_reason if s.status == "disputed" else None),
+    Column("确认时间", lambda s: s.confirmed_at, "time"),
+]
 
 
 @pages.add("GET", "/statements", name="statements")
@@ -26,6 +36,13 @@ async def statement_list(request: web.Request, actor: Actor) -> web.StreamRespon
         raise ValidationError("月份格式应为 年-月（如 2026-11）", {"field": "period"})
     kind = q.get("kind") if q.get("kind") in STATEMENT_KIND else None
     status = q.get("status") if q.get("status") in STATEMENT_STATUS else None
+    if q.get("format") == "xlsx":
+
+        async def fetch(page: int) -> object:
+            query = StatementQuery(period=period, kind=kind, status=status, page=page, page_size=100)
+            return await statements.list_statements(actor, query)
+
+        return xlsx_response("对账单", workbook("对账单", STATEMENT_COLUMNS, await collect(fetch)))
     page = positive_int(q.get("page"), "page", "页码", 1) or 1
     query = StatementQuery(period=period, kind=kind, status=status, page=page, page_size=50)
     result = await statements.list_statements(actor, query)

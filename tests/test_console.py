@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import itertools
 import json
 import re
@@ -345,6 +346,44 @@ async def test_alerts_inbox_mark_read_and_all_read(client) -> None:
     assert status == 200 and "已将 1 条提醒标为已读" in body
     _, body = await get(client, "/console/alerts?unread=1", token)
     assert "没有提醒" in body
+
+
+async def xlsx_rows(client: Any, path: str, token: str) -> list[tuple[Any, ...]]:
+    from openpyxl import load_workbook
+
+    async with client.get(path, headers=session(token)) as resp:
+        assert resp.status == 200, await resp.text()
+        assert resp.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+        assert "filename*=UTF-8''" in resp.headers["Content-Disposition"]
+        data = await resp.read()
+    return list(load_workbook(io.BytesIO(data), read_only=True).active.iter_rows(values_only=True))
+
+
+async def test_every_list_exports_xlsx_with_chinese_headers_numbers_and_totals(client) -> None:
+    world = await make_world()
+    a = await make_order(world.east.distributor, product=world.product, qty=2)
+    await make_order(world.east.distributor, product=world.product, qty=3)
+    await make_order(world.north.distributor, product=world.product)  # not east's
+    await received_return(world)
+    await disputed_statement(world)
+    await east_alert(world, "=HYPERLINK(1)")
+    token = await token_for(world.east.manager)
+    rows = await xlsx_rows(client, "/console/orders?format=xlsx", token)
+    assert rows[0][:5] == ("订单号", "经销商", "状态", "件数", "订单金额（元）")
+    body = rows[1:-1]
+    assert {r[0] for r in body} >= {a.number} and all(r[1] == world.east.distributor.name for r in body)
+    assert rows[-1][0] == "合计（3 条）" and rows[-1][3] == 8 and rows[-1][4] == 800  # numbers, not text
+    local = a.created_at.astimezone(BUSINESS_TZ).replace(tzinfo=None, second=0, microsecond=0)
+    placed = next(r for r in body if r[0] == a.number)[6]
+    assert placed.replace(second=0, microsecond=0) == local  # Asia/Shanghai wall time
+    rows = await xlsx_rows(client, f"/console/orders?number={a.number}&format=xlsx", token)
+    assert len(rows) == 3  # header, one order, totals
+    rows = await xlsx_rows(client, "/console/returns?status=&format=xlsx", token)
+    assert rows[0][0] == "订单号" and rows[1][1] == "待审核" and rows[-1][0].startswith("合计")
+    rows = await xlsx_rows(client, "/console/statements?format=xlsx", token)
+    assert rows[0][:3] == ("月份", "类型", "对象") and rows[1][4] == "有异议" and rows[-1][3] == 1000
+    rows = await xlsx_rows(client, "/console/alerts?format=xlsx", token)
+    assert rows[0][1] == "标题" and rows[1][1] == "'=HYPERLINK(1)"  # never a formula
 
 
 # --- 报备仲裁 ----------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ async def test_manager_week_in_the_browser(client, shots: Path) -> None:
     errors: list[str] = []
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--lang=zh-CN"])
         context = await browser.new_context(
             locale="zh-CN", reduced_motion="reduce", viewport={"width": 1366, "height": 900}
         )
@@ -105,6 +105,11 @@ async def test_manager_week_in_the_browser(client, shots: Path) -> None:
         await page.wait_for_selector("text=已批准")
         await page.screenshot(path=shots / "07-lead-approved.png", full_page=True)
         assert (await Lead.get(id=lead_id)).status == LeadStatus.PROTECTED
+
+        for n, path in enumerate(("returns?status=", "statements", "alerts"), start=8):
+            await page.goto(base + path)
+            await page.wait_for_selector("#export")
+            await page.screenshot(path=shots / f"{n:02d}-{path.split('?')[0]}.png", full_page=True)
 
         await page.click("text=退出登录")
         await page.wait_for_url("**/console/login")
