@@ -15,5 +15,12 @@ pages = Pages()
 async def home(request: web.Request, actor: Actor) -> web.StreamResponse:
     counts = await workbench.get_todo_counts(actor)
     sales = await workbench.monthly_sales(actor)
-    chart = {"months": [p.month for p in sales], "net": [float(p.net) for p in sales]}
-    return render(request, "workbench.html", {"counts": counts, "chart": chart, "nav": "workbench"})
+    top = (await workbench.top_distributors(actor)).model_dump()
+    aging = (await workbench.receivables_by_age(actor)).model_dump()
+    charts: dict[str, dict[str, object]] = {
+        "sales": {"labels": [p.month for p in sales], "values": [float(p.net) for p in sales]},
+        "top": {**top, "name": "净销售额", "horizontal": True},
+        "aging": {**aging, "name": "应收余额"},
+    }
+    charts["sales"]["name"] = "净销售额"
+    return render(request, "workbench.html", {"counts": counts, "charts": charts, "nav": "workbench"})

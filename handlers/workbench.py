@@ -8,6 +8,7 @@ no permission system of its own. Writes stay in their use-cases (`handlers.order
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from core.clock import BUSINESS_TZ, now, today
@@ -91,6 +92,32 @@ async def monthly_sales(actor: Actor) -> list[MonthPoint]:
     """Net sales per month for the last 12 months (the sales report grouped by month)."""
     report = await sales_report(actor, SalesQuery(group_by="month"))
     return [MonthPoint(month=str(r["key"]), net=str(r["net"])) for r in report.rows]
+
+
+class ChartOut(Out):
+    """A bar chart's data: category labels and one value per label (money as float)."""
+
+    labels: list[str]
+    values: list[float]
+
+
+AGING_BUCKETS = (("current", "未到期"), ("d1_30", "逾期1-30天"), ("d31_60", "31-60天"),
+                 ("d61_90", "61-90天"), ("d90_plus", "90天以上"))
+
+
+async def top_distributors(actor: Actor, limit: int = 10) -> ChartOut:
+    """The distributors with the most net sales in the last 12 months (the sales report)."""
+    report = await sales_report(actor, SalesQuery(group_by="distributor"))
+    rows = sorted(report.rows, key=lambda r: Decimal(str(r["net"])), reverse=True)[:limit]
+    return ChartOut(labels=[str(r["label"]) for r in rows], values=[float(r["net"]) for r in rows])
+
+
+async def receivables_by_age(actor: Actor) -> ChartOut:
+    """Receivables in scope by age bucket, as of today (handlers.finance.receivables_aging)."""
+    ids = None if actor.distributor_ids is None else sorted(actor.distributor_ids)
+    rows = await receivables_aging(ids, today())
+    values = [float(sum((getattr(r, key) for r in rows), Decimal(0))) for key, _ in AGING_BUCKETS]
+    return ChartOut(labels=[name for _, name in AGING_BUCKETS], values=values)
 
 
 def _start(day: date) -> datetime:

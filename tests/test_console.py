@@ -191,7 +191,11 @@ async def test_workbench_counts_and_chart_data(client) -> None:
     for label in ("待审核退货", "有异议的对账单", "逾期应收", "30 天内到期合同", "月度销售额"):
         assert label in body
     data = json.loads(re.search(r'id="sales-data">(.*?)</script>', body, re.S).group(1))  # type: ignore[union-attr]
-    assert data["net"] and sum(data["net"]) == 200.0  # the shipped order: 2 x 100.00
+    assert data["values"] and sum(data["values"]) == 200.0  # the shipped order: 2 x 100.00
+    top = json.loads(re.search(r'id="top-data">(.*?)</script>', body, re.S).group(1))  # type: ignore[union-attr]
+    assert top["labels"] == [world.east.distributor.name] and top["values"] == [200.0]
+    aging = json.loads(re.search(r'id="aging-data">(.*?)</script>', body, re.S).group(1))  # type: ignore[union-attr]
+    assert aging["labels"][0] == "未到期" and sum(aging["values"]) == 200.0
     assert '<script src="/console/static/vendor/echarts.common.min.js"' in body
 
 

@@ -80,8 +80,9 @@ async def test_manager_week_in_the_browser(client, shots: Path) -> None:
         await page.click("button[type=submit]")
 
         # 工作台: the chart sets data-ready when ECharts has finished drawing
-        await page.wait_for_selector("#sales-chart[data-ready='1']", timeout=15_000)
-        assert await page.locator("#sales-chart canvas").count() == 1
+        await page.wait_for_selector("html[data-chart-ready='1']", timeout=15_000)
+        for chart in ("#sales-chart", "#top-chart", "#aging-chart"):
+            assert await page.locator(f"{chart}[data-ready='1'] canvas").count() == 1
         assert int(await page.inner_text("#todo-orders")) >= 1
         await page.screenshot(path=shots / "02-workbench.png", full_page=True)
 
