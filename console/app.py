@@ -17,7 +17,7 @@ from console import (
     statement_pages,
     workbench_pages,
 )
-from console.framework import Pages, audit_detail, console_errors, local_time
+from console.framework import Pages, audit_detail, console_errors, local_time, redirect
 from console.labels import (
     AUDIT_ACTION,
     ENTRY_KIND,
@@ -47,6 +47,10 @@ def collect_pages() -> Pages:
     for module in PAGE_MODULES:
         pages.pages.extend(module.pages.pages)
     return pages
+
+
+async def console_root(request: web.Request) -> web.Response:
+    return redirect("/console/")
 
 
 def create_console_app() -> web.Application:

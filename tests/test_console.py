@@ -93,6 +93,8 @@ async def test_login_page_is_chinese_with_csp(client) -> None:
 
 
 async def test_anonymous_is_sent_to_login(client) -> None:
+    async with client.get("/console", allow_redirects=False) as resp:
+        assert resp.status == 303 and resp.headers["Location"] == "/console/"
     async with client.get("/console/orders?status=approved", allow_redirects=False) as resp:
         assert resp.status == 303
         assert resp.headers["Location"].startswith("/console/login?next=%2Fconsole%2Forders")
