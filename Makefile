@@ -7,7 +7,7 @@ QUDAO_TEST_PG    ?= postgres://postgres@127.0.0.1:5432/test
 QUDAO_TEST_REDIS ?= redis://127.0.0.1:6379/0
 export QUDAO_TEST_PG QUDAO_TEST_REDIS
 
-.PHONY: run install test test-embedded test-server lint migrations bench faults soak clean
+.PHONY: run install test test-embedded test-server lint migrations bench faults soak clean vendor browser-deps
 
 $(BIN)/qudao: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -45,7 +45,19 @@ test-server: install
 	fi
 
 ## make test: lint + the suite on SQLite+memory, then on PostgreSQL+Redis
-test: lint test-embedded test-server
+test: lint browser-deps test-embedded test-server
+
+# The console's browser tests drive Debian's chromium (Playwright cannot download a browser
+# here) and need a CJK font: installed with apt when missing and running as root (CI).
+browser-deps:
+	@if dpkg-query -W -f='$${Status}\n' chromium fonts-noto-cjk 2>/dev/null | grep -vq "ok installed" \
+	    || ! dpkg-query -W chromium fonts-noto-cjk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; \
+	  else \
+	    echo "chromium / fonts-noto-cjk missing (not root): console browser tests skip (fail under CI=true)"; \
+	  fi; \
+	fi
 
 migrations: install
 	$(PY) -c "import asyncio, core.migrations_tool as m; asyncio.run(m.make_migrations(fresh=True))"
@@ -62,6 +74,14 @@ faults: install
 ## scheduler on, against throw-away servers; exit 1 on an invariant violation
 soak: install
 	$(PY) -m bench.soak
+
+## make vendor: refresh the console's front-end assets from package-lock.json (npm) into
+## console/static/vendor (committed: nothing is fetched at run time)
+VENDOR := console/static/vendor
+vendor:
+	npm ci --no-audit --no-fund --ignore-scripts
+	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
+	cp node_modules/echarts/dist/echarts.common.min.js $(VENDOR)/echarts.common.min.js
 
 clean:
 	rm -rf $(VENV) data/*.sqlite3*

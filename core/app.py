@@ -35,6 +35,7 @@ def instance_id(config: Config) -> str:
 def create_app(config: Config, *, scheduler: bool | None = None) -> web.Application:
     """Build the app. `scheduler` overrides `[scheduler] enabled` (tests keep it off)."""
     from bot.app import create_bot_app
+    from console.app import console_root, create_console_app
     from handlers.auth import authenticate_token
     from miniapp_api.app import create_api_app, docs_page
     from miniapp_api.framework import AUTHENTICATOR
@@ -56,6 +57,8 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     app.router.add_get("/api/docs", docs_page)
     app.add_subapp("/api/v1", create_api_app())
     app.add_subapp("/bot", create_bot_app())
+    app.router.add_get("/console", console_root)  # -> /console/
+    app.add_subapp("/console", create_console_app())  # manager console (issue 17)
     return app
 
 
