@@ -72,9 +72,51 @@ async def _send(
 # Raw: runs inside every order admission and transition (handlers.sql).
 _ORDER_SQL = (
     "SELECT o.id AS id, o.number AS number, o.status AS status, o.total_amount AS total_amount,"
-    " d.id AS distributor_id, d.name AS distributor_name, d.region AS region"
-    " FROM sales_order o JOIN distributor d ON d.id = o.distributor_id WHERE o.id = {id}"
+    " o.reject_reason AS reject_reason, o.cancel_reason AS cancel_reason,"
+    " o.placed_by_id AS placed_by_id, d.id AS distributor_id, d.name AS distributor_name,"
+    " d.region AS region FROM sales_order o JOIN distributor d ON d.id = o.distributor_id WHERE o.id = {id}"
 )
+# One shipment batch: its number within the order, carrier, tracking number and lines.
+_SHIPMENT_SQL = (
+    "SELECT s.carrier AS carrier, s.tracking_no AS tracking_no,"
+    " (SELECT COUNT(*) FROM shipment e WHERE e.order_id = s.order_id AND e.id <= s.id) AS batch,"
+    " l.name AS name, p.unit AS unit, sl.qty AS qty"
+    " FROM shipment s JOIN shipment_line sl ON sl.shipment_id = s.id"
+    " JOIN order_line l ON l.id = sl.order_line_id JOIN product p ON p.id = l.product_id"
+    " WHERE s.id = {id} ORDER BY sl.id"
+)
+
+
+async def _rep_placer(order: dict) -> list[int]:  # type: ignore[type-arg]
+    """The sales rep who placed the order (by chat or the app) hears of its review and shipment."""
+    uid = order.get("placed_by_id")
+    if not uid:
+        return []
+    rep = await User.get_or_none(id=int(uid), role=UserRole.SALES, status=UserStatus.ACTIVE)
+    return [rep.id] if rep else []
+
+
+async def _shipment_words(order: dict, shipment_id: int) -> tuple[str, str] | None:  # type: ignore[type-arg]
+    """(title, body) of one shipment batch: batch number, what is in it, carrier, tracking no."""
+    p = params(Order)
+    rows = await p.fetch(_SHIPMENT_SQL.format(id=p(int(shipment_id))))
+    if not rows:
+        return None
+    first = rows[0]
+    batch = int(first["batch"])
+    done = str(order["status"]) in (OrderStatus.SHIPPED, OrderStatus.RECEIVED, OrderStatus.COMPLETED)
+    state = "已全部发货" if done else "部分发货"
+    number = order["number"]
+    title = f"订单 {number} {state}" + ("" if done and batch == 1 else f"（第{batch}批）")
+    goods = "、".join(f"{r['name']} {r['qty']}{r['unit'] or ''}" for r in rows)
+    carrier = first["carrier"] or "未填写"
+    tracking = first["tracking_no"] or "未填写"
+    rest = "，其余待发" if not done else ""
+    body = (
+        f"{order['distributor_name']} 订单 {number} 第{batch}批已发货：{goods}；"
+        f"承运：{carrier}，运单号：{tracking}{rest}"
+    )
+    return title, body
 
 
 @subscribe(*ORDER_WORDS)
@@ -92,16 +134,24 @@ async def on_order_event(event: Event) -> None:
     number = order["number"]
     title = f"订单 {number} {word}"
     body = f"{order['distributor_name']} 订单 {number}，金额 ¥{money(order['total_amount'])}，状态：{word}"
+    if event.name == "order.rejected" and order.get("reject_reason"):
+        body += f"，原因：{order['reject_reason']}"
+    elif event.name == "order.cancelled" and order.get("cancel_reason"):
+        body += f"，原因：{order['cancel_reason']}"
     payload = {"order_id": order["id"], "number": number, "page": f"pages/orders/detail?id={order['id']}"}
     key = f"order:{order['id']}:{status}"
     if event.name == "order.shipped":
-        key += f":{event.payload.get('shipment_id', '')}"
+        shipment_id = event.payload.get("shipment_id", "")
+        key += f":{shipment_id}"
+        words = await _shipment_words(order, int(shipment_id)) if shipment_id else None
+        if words:
+            title, body = words
     if event.name == "order.placed":
         if order["status"] != OrderStatus.PENDING_REVIEW:
             return  # auto-approved: order.approved follows
         recipients = await managers_of_region(order["region"])
     else:
-        recipients = await distributor_users(order["distributor_id"])
+        recipients = await distributor_users(order["distributor_id"]) + await _rep_placer(order)
     await _send(recipients, actor_id, kind="order_status", title=title, body=body, key=key, payload=payload)
 
 
@@ -191,13 +241,29 @@ async def _statement_region_managers(st: Statement) -> list[int]:
     return sorted(out)
 
 
+def statement_title(st: Statement) -> str:
+    """返利对账单 (a distributor's commission), 佣金对账单 (a rep's), 应收对账单 (receivables)."""
+    if st.kind == StatementKind.RECEIVABLES:
+        return "应收对账单"
+    return "佣金对账单" if st.beneficiary_id else "返利对账单"  # type: ignore[attr-defined]
+
+
+async def _who(user_id: int) -> str:
+    """"华东建材有限公司 李会计 " — who acted, with the distributor they speak for."""
+    user = await User.get_or_none(id=user_id).select_related("distributor") if user_id else None
+    if user is None:
+        return ""
+    org = f"{user.distributor.name} " if user.distributor else ""
+    return f"{org}{user.display_name} "
+
+
 @subscribe("statement.ready", "statement.disputed")
 async def on_statement_event(event: Event) -> None:
     st = await Statement.get_or_none(id=int(event.payload["statement_id"]))
     if st is None:
         return
     actor_id = int(event.payload.get("actor_id") or 0)
-    what = "佣金对账单" if st.kind == StatementKind.COMMISSION else "对账单"
+    what = statement_title(st)
     payload = {"statement_id": st.id, "period": st.period, "page": f"pages/statements/detail?id={st.id}"}
     if event.name == "statement.ready":
         if st.beneficiary_id:  # type: ignore[attr-defined]
@@ -214,12 +280,13 @@ async def on_statement_event(event: Event) -> None:
             payload=payload,
         )
         return
+    who = await _who(actor_id)
     await _send(
         await _statement_region_managers(st),
         actor_id,
         kind="statement",
         title=f"{st.period} {what}有异议",
-        body=f"{st.period} {what}（¥{money(st.total)}）被提出异议：{st.dispute_reason or ''}",
+        body=f"{who}对 {st.period} {what}（¥{money(st.total)}）提出异议：{st.dispute_reason or ''}",
         key=f"statement:{st.id}:disputed:{st.updated_at.isoformat()}",
         payload=payload,
     )

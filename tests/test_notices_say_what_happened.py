@@ -1,0 +1,146 @@
+"""Issue 18, notifications: what a rep, a buyer and a manager read says what happened."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from tortoise.transactions import in_transaction
+
+from channels.wechat.client import trim_value
+from handlers import ordering, statements
+from handlers.actor import SYSTEM
+from handlers.events import emit
+from models.base import IdentityChannel, NotificationChannel, StatementKind, UserRole
+from models.commission import Statement
+from models.notification import Notification
+from models.user import Identity, SalesAssignment
+from tests.factories_orders import actor_of, make_order, quick_user, shop
+
+
+@pytest.fixture
+def config(config):  # type: ignore[no-untyped-def]
+    # An Official Account is configured (mini-program and OA share [wechat]).
+    return config.with_overrides({"wechat": {"appid": "wx-test", "secret": "wx-secret"}})
+
+
+async def _inbox(user_id: int) -> list[Notification]:
+    return await Notification.filter(recipient_id=user_id).order_by("id")
+
+
+async def test_two_shipment_batches_each_name_batch_carrier_and_tracking(db):  # type: ignore[no-untyped-def]
+    s = await shop(price="100.00")
+    sku = s["product"].sku
+    out = await make_order(s["distributor"], product=s["product"], qty=10, status="approved")
+    await ordering.ship_order(
+        SYSTEM, out.id, {"lines": [{"sku": sku, "qty": 4}], "carrier": "顺丰速运", "tracking_no": "SF1234567890"}
+    )
+    await ordering.ship_order(
+        SYSTEM, out.id, {"lines": [{"sku": sku, "qty": 6}], "carrier": "德邦物流", "tracking_no": "DPK88001234"}
+    )
+    shipped = [n for n in await _inbox(s["user"].id) if "发货" in n.title]
+    assert len(shipped) == 2, [n.title for n in shipped]
+    first, second = shipped
+    assert first.title != second.title and first.body != second.body
+    assert "第1批" in first.title + first.body and "第2批" in second.title + second.body
+    assert "顺丰速运" in first.body and "SF1234567890" in first.body
+    assert "德邦物流" in second.body and "DPK88001234" in second.body
+    assert "4吨" in first.body and "6吨" in second.body  # what is in this batch, with its unit
+    assert "1000.00" not in first.body + second.body  # not the order total repeated
+    assert "部分发货" in first.title and "全部发货" in second.title
+
+
+async def test_rejected_notice_gives_the_reason(db):  # type: ignore[no-untyped-def]
+    s = await shop()
+    out = await make_order(s["distributor"], product=s["product"], qty=2)
+    await ordering.reject_order(SYSTEM, out.id, "价格已调整，请按12月价目表重新下单")
+    [rejected] = [n for n in await _inbox(s["user"].id) if "已驳回" in n.title]
+    assert "价格已调整，请按12月价目表重新下单" in rejected.body
+
+
+async def test_dispute_notice_says_who_disputed(db):  # type: ignore[no-untyped-def]
+    s = await shop()
+    manager = await quick_user(UserRole.MANAGER, regions=["华东"])
+    buyer = s["user"]
+    buyer.display_name = "李会计"
+    await buyer.save()
+    st = await Statement.create(
+        kind=StatementKind.RECEIVABLES,
+        distributor=s["distributor"],
+        subject_key=f"distributor:{s['distributor'].id}",
+        period="2026-11",
+        total=Decimal("12800.00"),
+    )
+    await statements.dispute_statement(await actor_of(buyer), st.id, "11月的运费不该算我们的")
+    [notice] = await _inbox(manager.id)
+    assert "李会计" in notice.body and s["distributor"].name in notice.body
+    assert "11月的运费不该算我们的" in notice.body
+    assert "应收对账单" in notice.title
+
+
+async def _ready(st: Statement) -> None:
+    async with in_transaction():
+        await emit("statement.ready", statement_id=st.id, actor_id=0)
+
+
+async def test_statement_titles_say_rebate_commission_or_receivables(db):  # type: ignore[no-untyped-def]
+    s = await shop()
+    rep = await quick_user(UserRole.SALES)
+    dist = s["distributor"]
+    rebate = await Statement.create(
+        kind=StatementKind.COMMISSION,
+        distributor=dist,
+        subject_key=f"distributor:{dist.id}",
+        period="2026-11",
+        total=Decimal("3200.00"),
+    )
+    commission = await Statement.create(
+        kind=StatementKind.COMMISSION,
+        beneficiary=rep,
+        subject_key=f"user:{rep.id}",
+        period="2026-11",
+        total=Decimal("880.00"),
+    )
+    receivables = await Statement.create(
+        kind=StatementKind.RECEIVABLES,
+        distributor=dist,
+        subject_key=f"distributor:{dist.id}",
+        period="2026-11",
+        total=Decimal("50000.00"),
+    )
+    for st in (rebate, commission, receivables):
+        await _ready(st)
+    [r1, r2] = await _inbox(s["user"].id)
+    assert "返利对账单" in r1.title and "佣金" not in r1.title + r1.body
+    assert "应收对账单" in r2.title
+    [c] = await _inbox(rep.id)
+    assert "佣金对账单" in c.title
+
+
+def test_subscribe_truncation_keeps_two_products_apart() -> None:
+    a = trim_value("thing2", "库存不足：海螺牌普通硅酸盐水泥 P.O 42.5 袋装")
+    b = trim_value("thing2", "库存不足：海螺牌普通硅酸盐水泥 P.O 42.5 散装")
+    assert len(a) <= 20 and len(b) <= 20
+    assert a != b
+    assert a.startswith("库存不足") and "…" in a
+
+
+async def test_rep_who_ordered_by_chat_hears_of_review_and_shipment(db):  # type: ignore[no-untyped-def]
+    s = await shop()
+    rep = await quick_user(UserRole.SALES)
+    await SalesAssignment.create(user=rep, distributor=s["distributor"])
+    out = await make_order(s["distributor"], product=s["product"], qty=3, by=rep, status="shipped")
+    titles = [n.title for n in await _inbox(rep.id)]
+    assert any(out.number in t and "已审核" in t for t in titles), titles
+    assert any(out.number in t and "发货" in t for t in titles), titles
+
+
+async def test_rep_bound_only_on_the_official_account_gets_a_push(db):  # type: ignore[no-untyped-def]
+    s = await shop()
+    rep = await quick_user(UserRole.SALES)
+    await SalesAssignment.create(user=rep, distributor=s["distributor"])
+    await Identity.create(user=rep, channel=IdentityChannel.WECHAT, account_id="oa-openid-rep")
+    out = await make_order(s["distributor"], product=s["product"], qty=1, by=rep)
+    await ordering.approve_order(SYSTEM, out.id)
+    [notice] = await _inbox(rep.id)
+    assert notice.channel == NotificationChannel.WECHAT_TEMPLATE
