@@ -249,7 +249,7 @@ def statement_title(st: Statement) -> str:
 
 
 async def _who(user_id: int) -> str:
-    """"华东建材有限公司 李会计 " — who acted, with the distributor they speak for."""
+    """Who acted ("华东建材有限公司 李会计 "), with the distributor they speak for."""
     user = await User.get_or_none(id=user_id).select_related("distributor") if user_id else None
     if user is None:
         return ""

@@ -33,10 +33,14 @@ async def test_two_shipment_batches_each_name_batch_carrier_and_tracking(db):  #
     sku = s["product"].sku
     out = await make_order(s["distributor"], product=s["product"], qty=10, status="approved")
     await ordering.ship_order(
-        SYSTEM, out.id, {"lines": [{"sku": sku, "qty": 4}], "carrier": "顺丰速运", "tracking_no": "SF1234567890"}
+        SYSTEM,
+        out.id,
+        {"lines": [{"sku": sku, "qty": 4}], "carrier": "顺丰速运", "tracking_no": "SF1234567890"},
     )
     await ordering.ship_order(
-        SYSTEM, out.id, {"lines": [{"sku": sku, "qty": 6}], "carrier": "德邦物流", "tracking_no": "DPK88001234"}
+        SYSTEM,
+        out.id,
+        {"lines": [{"sku": sku, "qty": 6}], "carrier": "德邦物流", "tracking_no": "DPK88001234"},
     )
     shipped = [n for n in await _inbox(s["user"].id) if "发货" in n.title]
     assert len(shipped) == 2, [n.title for n in shipped]
