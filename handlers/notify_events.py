@@ -105,16 +105,16 @@ async def _shipment_words(order: dict, shipment_id: int) -> tuple[str, str] | No
     first = rows[0]
     batch = int(first["batch"])
     done = str(order["status"]) in (OrderStatus.SHIPPED, OrderStatus.RECEIVED, OrderStatus.COMPLETED)
-    state = "已全部发货" if done else "部分发货"
     number = order["number"]
-    title = f"订单 {number} {state}" + ("" if done and batch == 1 else f"（第{batch}批）")
+    # Titles fit a subscribe message's thing (20 characters) with the whole order number.
+    title = f"{number} 已全部发货" if done else f"{number} 第{batch}批发货"
     goods = "、".join(f"{r['name']} {r['qty']}{r['unit'] or ''}" for r in rows)
     carrier = first["carrier"] or "未填写"
     tracking = first["tracking_no"] or "未填写"
-    rest = "，其余待发" if not done else ""
+    state = ("全部发齐" if batch == 1 else "末批，全部发齐") if done else "部分发货，其余待发"
     body = (
-        f"{order['distributor_name']} 订单 {number} 第{batch}批已发货：{goods}；"
-        f"承运：{carrier}，运单号：{tracking}{rest}"
+        f"{order['distributor_name']} 订单 {number} 第{batch}批（{state}）：{goods}；"
+        f"承运：{carrier}，运单号：{tracking}"
     )
     return title, body
 
@@ -132,7 +132,7 @@ async def on_order_event(event: Event) -> None:
     word = ORDER_WORDS[event.name]
     status = event.name.split(".", 1)[1]
     number = order["number"]
-    title = f"订单 {number} {word}"
+    title = f"订单{number} {word}"  # 20 characters: fits a subscribe message's thing
     body = f"{order['distributor_name']} 订单 {number}，金额 ¥{money(order['total_amount'])}，状态：{word}"
     if event.name == "order.rejected" and order.get("reject_reason"):
         body += f"，原因：{order['reject_reason']}"

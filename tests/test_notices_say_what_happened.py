@@ -51,7 +51,9 @@ async def test_two_shipment_batches_each_name_batch_carrier_and_tracking(db):  #
     assert "德邦物流" in second.body and "DPK88001234" in second.body
     assert "4吨" in first.body and "6吨" in second.body  # what is in this batch, with its unit
     assert "1000.00" not in first.body + second.body  # not the order total repeated
-    assert "部分发货" in first.title and "全部发货" in second.title
+    assert "部分发货" in first.body and "全部发货" in second.title
+    for n in shipped:  # a subscribe message (thing ≤ 20) still shows the whole order number
+        assert out.number in trim_value("thing1", n.title), n.title
 
 
 async def test_rejected_notice_gives_the_reason(db):  # type: ignore[no-untyped-def]
@@ -60,6 +62,7 @@ async def test_rejected_notice_gives_the_reason(db):  # type: ignore[no-untyped-
     await ordering.reject_order(SYSTEM, out.id, "价格已调整，请按12月价目表重新下单")
     [rejected] = [n for n in await _inbox(s["user"].id) if "已驳回" in n.title]
     assert "价格已调整，请按12月价目表重新下单" in rejected.body
+    assert trim_value("thing1", rejected.title) == rejected.title  # fits, order number whole
 
 
 async def test_dispute_notice_says_who_disputed(db):  # type: ignore[no-untyped-def]
