@@ -7,15 +7,19 @@ from decimal import Decimal
 import pytest
 from tortoise.transactions import in_transaction
 
+from channels.notifier import build_notifier
 from channels.wechat.client import trim_value
+from core.runtime import runtime
 from handlers import ordering, statements
 from handlers.actor import SYSTEM
 from handlers.events import emit
-from models.base import IdentityChannel, NotificationChannel, StatementKind, UserRole
+from handlers.outbox import Drainer
+from models.base import IdentityChannel, NotificationChannel, NotificationStatus, StatementKind, UserRole
 from models.commission import Statement
 from models.notification import Notification
 from models.user import Identity, SalesAssignment
 from tests.factories_orders import actor_of, make_order, quick_user, shop
+from tests.factories_push import http_session, push_config, start_fake
 
 
 @pytest.fixture
@@ -151,3 +155,22 @@ async def test_rep_bound_only_on_the_official_account_gets_a_push(db):  # type: 
     await ordering.approve_order(SYSTEM, out.id)
     [notice] = await _inbox(rep.id)
     assert notice.channel == NotificationChannel.WECHAT_TEMPLATE
+
+
+async def test_oa_only_rep_push_is_delivered_even_without_a_template(db, config, aiohttp_server):  # type: ignore[no-untyped-def]
+    """No [wechat.templates] id for order_status: the drain sends an OA customer-service text."""
+    fake = await start_fake(aiohttp_server)
+    cfg = push_config(config, fake.base).with_overrides({"wechat": {"templates": {"order_status": ""}}})
+    s = await shop()
+    rep = await quick_user(UserRole.SALES)
+    await SalesAssignment.create(user=rep, distributor=s["distributor"])
+    await Identity.create(user=rep, channel=IdentityChannel.WECHAT, account_id="oa-openid-rep")
+    out = await make_order(s["distributor"], product=s["product"], qty=1, by=rep)
+    await ordering.reject_order(SYSTEM, out.id, "库存不足，请改下周再订")
+    async with http_session() as http:
+        await Drainer(build_notifier(cfg, http, runtime().kv)).drain()
+    [notice] = await _inbox(rep.id)
+    assert notice.status == NotificationStatus.SENT, notice.last_error
+    [call] = fake.calls("wechat.custom")
+    assert call["body"]["touser"] == "oa-openid-rep"
+    assert "库存不足，请改下周再订" in call["body"]["text"]["content"]
