@@ -24,7 +24,8 @@ from core.money import money
 from handlers.events import Event, subscribe
 from handlers.notify import RecipientBook, build_row, distributor_users, insert_rows, managers_of_region
 from handlers.sql import params
-from models.base import LeadStatus, OrderStatus, StatementKind, UserRole, UserStatus
+from handlers.words import statement_title
+from models.base import LeadStatus, OrderStatus, UserRole, UserStatus
 from models.commission import Statement
 from models.distributor import Distributor
 from models.lead import Lead
@@ -241,13 +242,6 @@ async def _statement_region_managers(st: Statement) -> list[int]:
     return sorted(out)
 
 
-def statement_title(st: Statement) -> str:
-    """返利对账单 (a distributor's commission), 佣金对账单 (a rep's), 应收对账单 (receivables)."""
-    if st.kind == StatementKind.RECEIVABLES:
-        return "应收对账单"
-    return "佣金对账单" if st.beneficiary_id else "返利对账单"  # type: ignore[attr-defined]
-
-
 async def _who(user_id: int) -> str:
     """Who acted ("华东建材有限公司 李会计 "), with the distributor they speak for."""
     user = await User.get_or_none(id=user_id).select_related("distributor") if user_id else None
@@ -263,7 +257,7 @@ async def on_statement_event(event: Event) -> None:
     if st is None:
         return
     actor_id = int(event.payload.get("actor_id") or 0)
-    what = statement_title(st)
+    what = statement_title(str(st.kind), rep=bool(st.beneficiary_id))  # type: ignore[attr-defined]
     payload = {"statement_id": st.id, "period": st.period, "page": f"pages/statements/detail?id={st.id}"}
     if event.name == "statement.ready":
         if st.beneficiary_id:  # type: ignore[attr-defined]

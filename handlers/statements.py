@@ -55,6 +55,7 @@ from handlers.commission_rules import rate_str
 from handlers.events import emit
 from handlers.finance import due_date, grace_days, receivables_aging
 from handlers.periods import current_month, month_bounds, parse_month, previous_month, tier_periods_ending
+from handlers.words import statement_title
 from models.base import ReceivableKind, StatementKind, StatementStatus
 from models.commission import CommissionEntry, Statement
 from models.distributor import Distributor
@@ -274,6 +275,7 @@ async def close_period(period: str | None = None) -> dict[str, Any]:
 class StatementOut(Out):
     id: int
     kind: str
+    title: str = Field(description="返利对账单 (distributor commission), 佣金对账单 (rep), 应收对账单")
     period: str
     beneficiary: BeneficiaryOut
     total: Money
@@ -314,6 +316,7 @@ def _out(st: Statement, who: dict[str, BeneficiaryOut]) -> StatementOut:
     return StatementOut(
         id=st.id,
         kind=str(st.kind),
+        title=statement_title(str(st.kind), rep=kind == "user"),
         period=st.period,
         beneficiary=who.get(st.subject_key) or BeneficiaryOut(type=kind, id=int(ident), name=""),
         total=money(st.total),

@@ -250,3 +250,10 @@ def value(col: str, v: Any, sheet: str = "") -> Any:
         return words.get(v, v)
     except TypeError:  # unhashable (a list): not an enum value
         return v
+
+
+def statement_title(kind: str, rep: bool) -> str:
+    """返利对账单 (a distributor's commission), 佣金对账单 (a rep's), 应收对账单 (receivables)."""
+    if kind == "receivables":
+        return "应收对账单"
+    return "佣金对账单" if rep else "返利对账单"

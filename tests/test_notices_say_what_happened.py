@@ -126,6 +126,11 @@ async def test_statement_titles_say_rebate_commission_or_receivables(db):  # typ
     assert "应收对账单" in r2.title
     [c] = await _inbox(rep.id)
     assert "佣金对账单" in c.title
+    # the statement itself says so too (GET /statements/{id}: title)
+    buyer = await actor_of(s["user"])
+    assert (await statements.get_statement(buyer, rebate.id)).title == "返利对账单"
+    assert (await statements.get_statement(buyer, receivables.id)).title == "应收对账单"
+    assert (await statements.get_statement(await actor_of(rep), commission.id)).title == "佣金对账单"
 
 
 def test_subscribe_truncation_keeps_two_products_apart() -> None:
