@@ -179,3 +179,24 @@ async def test_oa_only_rep_push_is_delivered_even_without_a_template(db, config,
     [call] = fake.calls("wechat.custom")
     assert call["body"]["touser"] == "oa-openid-rep"
     assert "库存不足，请改下周再订" in call["body"]["text"]["content"]
+
+
+def test_commission_statement_notes_are_chinese() -> None:
+    from handlers.statements import _note
+    from models.commission import CommissionEntry
+
+    late = CommissionEntry(detail={"late": {"kind": "reversal", "period": "2026-10"}, "return_id": 7})
+    assert _note(late) == "2026-10 的冲回（该月对账单已确认，计入本期）；退货 #7"
+    split = CommissionEntry(detail={"split": {"among": 2, "user_ids": [1, 2]}})
+    assert _note(split) == "2 位业务员平分"
+    tier = CommissionEntry(
+        detail={
+            "reason": "tier_recompute",
+            "tier_period": "2026-Q4",
+            "volume": "120000.00",
+            "tier": {"index": 1, "rate": "0.03"},
+            "due": "3600.00",
+            "booked_before": "2400.00",
+        }
+    )
+    assert "阶梯重算" in _note(tier) and "第2档" in _note(tier) and "tier" not in _note(tier)
