@@ -79,6 +79,9 @@ def _cell(value: Any, col: str = "", sheet: str = "") -> tuple[Any, str | None]:
         return _text(value), None
     if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
         return _text("、".join(str(v) for v in value)), None
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "sku" in v for v in value):
+        # a price list's items: "SKU-001 3800.00；SKU-002 22.50"
+        return _text("；".join(f"{v['sku']} {v.get('price', '')}".strip() for v in value)), None
     if isinstance(value, dict | list):
         import json
 

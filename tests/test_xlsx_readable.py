@@ -195,3 +195,16 @@ async def test_inventory_totals_per_unit(client) -> None:
     }
     assert set(flags.values()) <= {"是", "否"}
     assert {r[rows[0].index("单位")] for r in rows if r[0] == "小计"} == {"吨", "袋"}
+
+
+async def test_price_list_export_reads_as_items_and_dates(client) -> None:
+    w = await make_world()
+    ws = await _sheet(client, "/admin/price-lists", w.headers("", "admin"))
+    rows = _rows(ws)
+    header = rows[0]
+    assert "明细" in header and "生效日期" in header
+    items = [r[header.index("明细")] for r in rows[1:] if r[0] != "合计"]
+    assert any(f"{w.product.sku} 100.00" in str(i) for i in items), items
+    assert all("{" not in str(i) for i in items)  # not JSON
+    starts = [r[header.index("生效日期")] for r in rows[1:] if r[0] != "合计"]
+    assert all(isinstance(d, datetime) for d in starts)  # an Excel date
