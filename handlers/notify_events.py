@@ -3,8 +3,10 @@
 Subscribers run inside the emitter's transaction: the outbox rows commit or roll back with
 the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted event harmless.
 
-- order.placed (awaiting review) -> the region's managers; order.approved / rejected /
-  shipped / received / completed / cancelled -> the distributor's users (not the actor).
+- order.placed (awaiting review) -> the region's managers; order.approved / rejected (with
+  the reason) / shipped (one notice per batch: batch, goods, carrier, tracking number) /
+  received / completed / cancelled -> the distributor's users and the sales rep who placed
+  the order (not the actor).
 - return.requested (申请退货) -> the region's managers; return.approved / rejected (with the
   reason) / received -> the distributor's users (not the actor).
 - lead.registered awaiting arbitration -> the region's managers; lead.approved / rejected /
@@ -12,7 +14,7 @@ the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted ev
   its customer to another (`superseded_by`) -> also its region's managers; lead.escalated (an
   arbitration crossing regions) -> the other regions' managers and the admins.
 - statement.ready -> the beneficiary (or the distributor's users); statement.disputed -> the
-  managers of the region.
+  managers of the region, naming who disputed. Titles: 返利对账单 / 佣金对账单 / 应收对账单.
 """
 
 from __future__ import annotations
