@@ -43,6 +43,7 @@ PERMANENT = frozenset(
         43107,  # subscribe message banned for this account
         45168,  # sensitive words
         47003,  # template data does not fit (errmsg names the field)
+        45015,  # OA customer-service message outside the 48 h window
         40013,  # invalid appid / corpid
         81013,  # WeCom: every recipient invalid
         310000,  # DingTalk robot: sign mismatch or keyword missing
@@ -138,7 +139,9 @@ class ChannelNotifier:
         if n.channel == "wechat_template":
             tid = n.payload.get("oa_template_id") or n.template_id
             if not tid:
-                raise _Refused(f"no template configured for kind {n.kind}")
+                # No template for this kind: a customer-service text (a rep who chats with the
+                # OA is inside the 48 h window; outside it WeChat answers 45015 -> failed).
+                return await self.wechat.send_custom_text(n.to, _text(n))
             fields = n.payload.get("wechat_data") or {
                 "first": n.title,
                 "keyword1": n.body,

@@ -18,6 +18,9 @@ from core.money import money
 from core.schema import MAX_ID, Page, PageQuery
 from handlers.actor import Actor, Role
 from models.distributor import Distributor
+from models.product import Product
+from models.stock import Warehouse
+from models.user import User
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -181,6 +184,63 @@ async def page_of(
     total = await qs.count()
     rows = await qs.offset((query.page - 1) * query.page_size).limit(query.page_size)
     return Page[Any](items=list(await convert(rows)), total=total, page=query.page, page_size=query.page_size)
+
+
+# An id column -> the column with its name, placed right after it in exports.
+_NAMED_IDS: dict[str, tuple[str, str]] = {
+    "parent_id": ("parent_name", "distributor"),
+    "distributor_id": ("distributor_name", "distributor"),
+    "distributor_ids": ("distributor_names", "distributor"),
+    "sales_rep_id": ("sales_rep_name", "user"),
+    "user_id": ("user_name", "user"),
+    "product_id": ("product_name", "product"),
+    "warehouse_id": ("warehouse_name", "warehouse"),
+}
+
+
+async def _names_of(kind: str, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    model, field = {
+        "distributor": (Distributor, "name"),
+        "user": (User, "display_name"),
+        "product": (Product, "name"),
+        "warehouse": (Warehouse, "name"),
+    }[kind]
+    out: dict[int, str] = {}
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), 500):
+        rows = await model.filter(id__in=ordered[i : i + 500]).values_list("id", field)
+        out.update({int(k): str(v) for k, v in rows})
+    return out
+
+
+async def with_names(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Export rows with a name next to every id they cite (distributor_id -> distributor_name,
+    sales_rep_id -> sales_rep_name, ...): one query per kind of object for all the rows."""
+    wanted: dict[str, set[int]] = {}
+    for row in rows:
+        for col, (name_col, kind) in _NAMED_IDS.items():
+            if col not in row or name_col in row:
+                continue
+            ids = row[col] if isinstance(row[col], list) else [row[col]]
+            wanted.setdefault(kind, set()).update(int(i) for i in ids if i is not None)
+    names = {kind: await _names_of(kind, ids) for kind, ids in wanted.items()}
+    out = []
+    for row in rows:
+        named: dict[str, Any] = {}
+        for col, v in row.items():
+            named[col] = v
+            spec = _NAMED_IDS.get(col)
+            if spec is None or spec[0] in row:
+                continue
+            name_col, kind = spec
+            if isinstance(v, list):
+                named[name_col] = "、".join(names[kind].get(int(i), "") for i in v)
+            else:
+                named[name_col] = None if v is None else names[kind].get(int(v))
+        out.append(named)
+    return out
 
 
 def duplicate(field: str, value: Any) -> ValidationError:

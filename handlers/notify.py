@@ -6,7 +6,8 @@ Delivery happens later in `handlers.outbox` (the drain), never inside a business
 
 Channel choice (when the caller does not force one): the best channel the recipient has —
 a WeChat subscribe message when a grant exists for the kind's template id, else a WeCom app
-message, else a DingTalk work notification, else inbox only. Every notification is in the
+message, else a DingTalk work notification, else an Official Account template message (a
+user bound only on the OA), else inbox only. Every notification is in the
 recipient's inbox (GET /notifications) whatever happens to the push.
 """
 
@@ -152,6 +153,9 @@ class RecipientBook:
             return Channel.WECOM
         if cfg.dingtalk.app_key and cfg.dingtalk.agent_id and self.account(user_id, Channel.DINGTALK_WORK):
             return Channel.DINGTALK_WORK
+        if cfg.wechat.appid and self.accounts.get((user_id, str(IdentityChannel.WECHAT))):
+            # Bound only on the Official Account (reps chatting there): an OA template message.
+            return Channel.WECHAT_TEMPLATE
         return Channel.INBOX
 
 

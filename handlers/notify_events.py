@@ -3,8 +3,10 @@
 Subscribers run inside the emitter's transaction: the outbox rows commit or roll back with
 the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted event harmless.
 
-- order.placed (awaiting review) -> the region's managers; order.approved / rejected /
-  shipped / received / completed / cancelled -> the distributor's users (not the actor).
+- order.placed (awaiting review) -> the region's managers; order.approved / rejected (with
+  the reason) / shipped (one notice per batch: batch, goods, carrier, tracking number) /
+  received / completed / cancelled -> the distributor's users and the sales rep who placed
+  the order (not the actor).
 - return.requested (申请退货) -> the region's managers; return.approved / rejected (with the
   reason) / received -> the distributor's users (not the actor).
 - lead.registered awaiting arbitration -> the region's managers; lead.approved / rejected /
@@ -12,7 +14,7 @@ the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted ev
   its customer to another (`superseded_by`) -> also its region's managers; lead.escalated (an
   arbitration crossing regions) -> the other regions' managers and the admins.
 - statement.ready -> the beneficiary (or the distributor's users); statement.disputed -> the
-  managers of the region.
+  managers of the region, naming who disputed. Titles: 返利对账单 / 佣金对账单 / 应收对账单.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from core.money import money
 from handlers.events import Event, subscribe
 from handlers.notify import RecipientBook, build_row, distributor_users, insert_rows, managers_of_region
 from handlers.sql import params
-from models.base import LeadStatus, OrderStatus, StatementKind, UserRole, UserStatus
+from handlers.words import statement_title
+from models.base import LeadStatus, OrderStatus, UserRole, UserStatus
 from models.commission import Statement
 from models.distributor import Distributor
 from models.lead import Lead
@@ -72,9 +75,51 @@ async def _send(
 # Raw: runs inside every order admission and transition (handlers.sql).
 _ORDER_SQL = (
     "SELECT o.id AS id, o.number AS number, o.status AS status, o.total_amount AS total_amount,"
-    " d.id AS distributor_id, d.name AS distributor_name, d.region AS region"
-    " FROM sales_order o JOIN distributor d ON d.id = o.distributor_id WHERE o.id = {id}"
+    " o.reject_reason AS reject_reason, o.cancel_reason AS cancel_reason,"
+    " o.placed_by_id AS placed_by_id, d.id AS distributor_id, d.name AS distributor_name,"
+    " d.region AS region FROM sales_order o JOIN distributor d ON d.id = o.distributor_id WHERE o.id = {id}"
 )
+# One shipment batch: its number within the order, carrier, tracking number and lines.
+_SHIPMENT_SQL = (
+    "SELECT s.carrier AS carrier, s.tracking_no AS tracking_no,"
+    " (SELECT COUNT(*) FROM shipment e WHERE e.order_id = s.order_id AND e.id <= s.id) AS batch,"
+    " l.name AS name, p.unit AS unit, sl.qty AS qty"
+    " FROM shipment s JOIN shipment_line sl ON sl.shipment_id = s.id"
+    " JOIN order_line l ON l.id = sl.order_line_id JOIN product p ON p.id = l.product_id"
+    " WHERE s.id = {id} ORDER BY sl.id"
+)
+
+
+async def _rep_placer(order: dict) -> list[int]:  # type: ignore[type-arg]
+    """The sales rep who placed the order (by chat or the app) hears of its review and shipment."""
+    uid = order.get("placed_by_id")
+    if not uid:
+        return []
+    rep = await User.get_or_none(id=int(uid), role=UserRole.SALES, status=UserStatus.ACTIVE)
+    return [rep.id] if rep else []
+
+
+async def _shipment_words(order: dict, shipment_id: int) -> tuple[str, str] | None:  # type: ignore[type-arg]
+    """(title, body) of one shipment batch: batch number, what is in it, carrier, tracking no."""
+    p = params(Order)
+    rows = await p.fetch(_SHIPMENT_SQL.format(id=p(int(shipment_id))))
+    if not rows:
+        return None
+    first = rows[0]
+    batch = int(first["batch"])
+    done = str(order["status"]) in (OrderStatus.SHIPPED, OrderStatus.RECEIVED, OrderStatus.COMPLETED)
+    number = order["number"]
+    # Titles fit a subscribe message's thing (20 characters) with the whole order number.
+    title = f"{number} 已全部发货" if done else f"{number} 第{batch}批发货"
+    goods = "、".join(f"{r['name']} {r['qty']}{r['unit'] or ''}" for r in rows)
+    carrier = first["carrier"] or "未填写"
+    tracking = first["tracking_no"] or "未填写"
+    state = ("全部发齐" if batch == 1 else "末批，全部发齐") if done else "部分发货，其余待发"
+    body = (
+        f"{order['distributor_name']} 订单 {number} 第{batch}批（{state}）：{goods}；"
+        f"承运：{carrier}，运单号：{tracking}"
+    )
+    return title, body
 
 
 @subscribe(*ORDER_WORDS)
@@ -90,18 +135,26 @@ async def on_order_event(event: Event) -> None:
     word = ORDER_WORDS[event.name]
     status = event.name.split(".", 1)[1]
     number = order["number"]
-    title = f"订单 {number} {word}"
+    title = f"订单{number} {word}"  # 20 characters: fits a subscribe message's thing
     body = f"{order['distributor_name']} 订单 {number}，金额 ¥{money(order['total_amount'])}，状态：{word}"
+    if event.name == "order.rejected" and order.get("reject_reason"):
+        body += f"，原因：{order['reject_reason']}"
+    elif event.name == "order.cancelled" and order.get("cancel_reason"):
+        body += f"，原因：{order['cancel_reason']}"
     payload = {"order_id": order["id"], "number": number, "page": f"pages/orders/detail?id={order['id']}"}
     key = f"order:{order['id']}:{status}"
     if event.name == "order.shipped":
-        key += f":{event.payload.get('shipment_id', '')}"
+        shipment_id = event.payload.get("shipment_id", "")
+        key += f":{shipment_id}"
+        words = await _shipment_words(order, int(shipment_id)) if shipment_id else None
+        if words:
+            title, body = words
     if event.name == "order.placed":
         if order["status"] != OrderStatus.PENDING_REVIEW:
             return  # auto-approved: order.approved follows
         recipients = await managers_of_region(order["region"])
     else:
-        recipients = await distributor_users(order["distributor_id"])
+        recipients = await distributor_users(order["distributor_id"]) + await _rep_placer(order)
     await _send(recipients, actor_id, kind="order_status", title=title, body=body, key=key, payload=payload)
 
 
@@ -191,13 +244,22 @@ async def _statement_region_managers(st: Statement) -> list[int]:
     return sorted(out)
 
 
+async def _who(user_id: int) -> str:
+    """Who acted ("华东建材有限公司 李会计 "), with the distributor they speak for."""
+    user = await User.get_or_none(id=user_id).select_related("distributor") if user_id else None
+    if user is None:
+        return ""
+    org = f"{user.distributor.name} " if user.distributor else ""
+    return f"{org}{user.display_name} "
+
+
 @subscribe("statement.ready", "statement.disputed")
 async def on_statement_event(event: Event) -> None:
     st = await Statement.get_or_none(id=int(event.payload["statement_id"]))
     if st is None:
         return
     actor_id = int(event.payload.get("actor_id") or 0)
-    what = "佣金对账单" if st.kind == StatementKind.COMMISSION else "对账单"
+    what = statement_title(str(st.kind), rep=bool(st.beneficiary_id))  # type: ignore[attr-defined]
     payload = {"statement_id": st.id, "period": st.period, "page": f"pages/statements/detail?id={st.id}"}
     if event.name == "statement.ready":
         if st.beneficiary_id:  # type: ignore[attr-defined]
@@ -214,12 +276,13 @@ async def on_statement_event(event: Event) -> None:
             payload=payload,
         )
         return
+    who = await _who(actor_id)
     await _send(
         await _statement_region_managers(st),
         actor_id,
         kind="statement",
         title=f"{st.period} {what}有异议",
-        body=f"{st.period} {what}（¥{money(st.total)}）被提出异议：{st.dispute_reason or ''}",
+        body=f"{who}对 {st.period} {what}（¥{money(st.total)}）提出异议：{st.dispute_reason or ''}",
         key=f"statement:{st.id}:disputed:{st.updated_at.isoformat()}",
         payload=payload,
     )

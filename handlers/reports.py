@@ -7,10 +7,13 @@ dicts (money as strings with two places, quantities as ints) in `columns` order,
 - **sales**: lines of shipped / received / completed orders, net of returns (any return, even
   after the range), dated by when the order was fully shipped (or created, if no shipment
   date is recorded), grouped by distributor | product | category | region | month
-  (business time zone). Default range: the last 12 calendar months up to today.
+  (business time zone), one row per group and unit: tons, bags and sheets are never added
+  together (`totals.qty_by_unit`; `totals.qty` is null when several units are in the report).
+  Default range: the last 12 calendar months up to today.
 - **inventory**: stock per warehouse and sku with the units shipped in the last 28 days
   (ship movements), turnover days = on_hand / (shipped_28d / 28), and slow movers (stock but
-  nothing shipped in 28 days, or more than `slow_days` of cover).
+  nothing shipped in 28 days, or more than `slow_days` of cover); rows carry the unit, totals
+  `on_hand_by_unit` (`on_hand` null when several units).
 - **receivables**: aging per distributor as of a business day (handlers.finance.receivables_aging:
   payments and returns settle the oldest debts first; buckets by days past the due date:
   current = not yet due, 1-30, 31-60, 61-90, 90+) — the same due/overdue the
@@ -99,7 +102,7 @@ def _utc(day: date) -> datetime:
 
 # --- sales ------------------------------------------------------------------------------------
 
-SALES_COLUMNS = ["key", "label", "orders", "qty", "gross", "returns", "net"]
+SALES_COLUMNS = ["key", "label", "unit", "orders", "qty", "gross", "returns", "net"]
 
 
 def _range(query: SalesQuery) -> tuple[date, date]:
@@ -133,7 +136,7 @@ async def sales_report(actor: Actor, query: SalesQuery) -> ReportOut:
     }
     ids_q = Subquery(orders_qs.values("id"))
     lines = await OrderLine.filter(order_id__in=ids_q).values(
-        "id", "order_id", "sku", "name", "qty", "returned_qty", "amount", "product__category"
+        "id", "order_id", "sku", "name", "qty", "returned_qty", "amount", "product__category", "product__unit"
     )
     returned: dict[int, Decimal] = defaultdict(Decimal)
     for r in await OrderReturnLine.filter(order_line__order_id__in=ids_q).values("order_line_id", "amount"):
@@ -144,11 +147,13 @@ async def sales_report(actor: Actor, query: SalesQuery) -> ReportOut:
         if o is None:
             continue
         key, label = _sales_key(query.group_by, o, ln)
+        unit = ln["product__unit"] or ""
         g = groups.setdefault(
-            key,
+            (key, unit),
             {
                 "key": key,
                 "label": label,
+                "unit": unit,
                 "orders": set(),
                 "qty": 0,
                 "gross": Decimal(0),
@@ -163,6 +168,7 @@ async def sales_report(actor: Actor, query: SalesQuery) -> ReportOut:
         {
             "key": g["key"],
             "label": g["label"],
+            "unit": g["unit"],
             "orders": len(g["orders"]),
             "qty": g["qty"],
             "gross": _m(g["gross"]),
@@ -172,16 +178,33 @@ async def sales_report(actor: Actor, query: SalesQuery) -> ReportOut:
         for g in groups.values()
     ]
     if query.group_by == "month":
-        rows.sort(key=lambda r: str(r["key"]))
+        rows.sort(key=lambda r: (str(r["key"]), r["unit"]))
     else:
-        rows.sort(key=lambda r: (-Decimal(r["net"]), str(r["key"])))
+        rows.sort(key=lambda r: (-Decimal(r["net"]), str(r["key"]), r["unit"]))
+    by_unit = per_unit(rows, "qty")
     totals = {
         "orders": len({ln["order_id"] for ln in lines if ln["order_id"] in orders}),
-        "qty": sum(r["qty"] for r in rows),
+        "qty": _one_unit(by_unit),
+        "qty_by_unit": by_unit,
         **{k: _m(sum((Decimal(r[k]) for r in rows), Decimal(0))) for k in ("gross", "returns", "net")},
     }
     params = {"group_by": query.group_by, "date_from": date_from.isoformat(), "date_to": date_to.isoformat()}
     return ReportOut(report="sales", params=params, columns=SALES_COLUMNS, rows=rows, totals=totals)
+
+
+def per_unit(rows: list[dict[str, Any]], col: str) -> dict[str, int]:
+    """{unit: sum of `col`} — quantities are only ever added within one unit."""
+    out: dict[str, int] = defaultdict(int)
+    for r in rows:
+        out[r["unit"]] += r[col]
+    return dict(sorted(out.items()))
+
+
+def _one_unit(by_unit: dict[str, int]) -> int | None:
+    """The plain sum when every row has the same unit; None (not a number of mixed things) else."""
+    if len(by_unit) > 1:
+        return None
+    return sum(by_unit.values())
 
 
 def _sales_key(group_by: str, o: dict[str, Any], ln: dict[str, Any]) -> tuple[Any, str]:
@@ -207,6 +230,7 @@ INVENTORY_COLUMNS = [
     "sku",
     "name",
     "category",
+    "unit",
     "on_hand",
     "reserved",
     "available",
@@ -230,6 +254,7 @@ async def inventory_report(actor: Actor, query: InventoryQuery) -> ReportOut:
         "product__sku",
         "product__name",
         "product__category",
+        "product__unit",
         "on_hand",
         "reserved",
     )
@@ -256,6 +281,7 @@ async def inventory_report(actor: Actor, query: InventoryQuery) -> ReportOut:
                 "sku": s["product__sku"],
                 "name": s["product__name"],
                 "category": s["product__category"],
+                "unit": s["product__unit"] or "",
                 "on_hand": s["on_hand"],
                 "reserved": s["reserved"],
                 "available": s["on_hand"] - s["reserved"],
@@ -264,10 +290,13 @@ async def inventory_report(actor: Actor, query: InventoryQuery) -> ReportOut:
                 "slow_mover": slow,
             }
         )
+    on_hand, shipped_28d = per_unit(rows, "on_hand"), per_unit(rows, "shipped_28d")
     totals = {
         "rows": len(rows),
-        "on_hand": sum(r["on_hand"] for r in rows),
-        "shipped_28d": sum(r["shipped_28d"] for r in rows),
+        "on_hand": _one_unit(on_hand),
+        "on_hand_by_unit": on_hand,
+        "shipped_28d": _one_unit(shipped_28d),
+        "shipped_28d_by_unit": shipped_28d,
         "slow_movers": sum(1 for r in rows if r["slow_mover"]),
     }
     params = {
@@ -414,3 +443,51 @@ async def _subject_names(keys: set[str]) -> dict[str, str]:
     for did, name in await Distributor.filter(id__in=dists).values_list("id", "name") if dists else []:
         out[f"distributor:{did}"] = str(name)
     return out
+
+
+# --- export totals ----------------------------------------------------------------------------
+
+_SUMMED = {
+    "sales": ("orders", "qty", "gross", "returns", "net"),
+    "inventory": ("on_hand", "reserved", "available", "shipped_28d"),
+    "receivables": tuple(AGING),
+    "commissions": ("accrual", "reversal", "adjustment", "total", "entries"),
+}
+
+
+def export_totals(out: ReportOut) -> list[dict[str, Any]]:
+    """The rows under a report's table in the workbook: 小计 per unit when the report holds
+    several units, then 合计 (quantities only where they share one unit; money always)."""
+    if not out.columns:
+        return []
+    first = out.columns[0]
+    cols = _SUMMED.get(out.report, ())
+    units = sorted({r["unit"] for r in out.rows}) if "unit" in out.columns else []
+    rows: list[dict[str, Any]] = []
+    if len(units) > 1:
+        for unit in units:
+            mine = [r for r in out.rows if r["unit"] == unit]
+            sub: dict[str, Any] = {first: "小计", "unit": unit}
+            for c in cols:
+                if c != "orders":
+                    sub[c] = _sum(mine, c)
+            rows.append(sub)
+    total: dict[str, Any] = {first: "合计"}
+    if len(units) == 1:
+        total["unit"] = units[0]
+    for c in cols:
+        if c in ("qty", "on_hand", "reserved", "available", "shipped_28d") and len(units) > 1:
+            total[c] = None  # tons and bags are not added together
+        elif c in out.totals and c not in ("qty", "on_hand", "shipped_28d"):
+            total[c] = out.totals[c]
+        else:
+            total[c] = _sum(out.rows, c)
+    rows.append(total)
+    return rows
+
+
+def _sum(rows: list[dict[str, Any]], col: str) -> Any:
+    values = [r.get(col) for r in rows if r.get(col) is not None]
+    if any(isinstance(v, str) for v in values):  # money as strings
+        return _m(sum((Decimal(v) for v in values), Decimal(0)))
+    return sum(values)

@@ -55,6 +55,7 @@ from handlers.commission_rules import rate_str
 from handlers.events import emit
 from handlers.finance import due_date, grace_days, receivables_aging
 from handlers.periods import current_month, month_bounds, parse_month, previous_month, tier_periods_ending
+from handlers.words import statement_title
 from models.base import ReceivableKind, StatementKind, StatementStatus
 from models.commission import CommissionEntry, Statement
 from models.distributor import Distributor
@@ -65,22 +66,28 @@ from models.user import User
 # --- building ---------------------------------------------------------------------------------
 
 
+_ENTRY_WORDS = {"accrual": "计提", "reversal": "冲回", "adjustment": "调整"}
+
+
 def _note(e: CommissionEntry) -> str:
+    """What a statement line's reader needs to know about an entry, in their words."""
     d = e.detail or {}
     if d.get("reason") == "tier_recompute":
+        tier = d.get("tier", {})
         return (
-            f"tier recompute {d.get('tier_period')}: volume {d.get('volume')} reached tier "
-            f"{d.get('tier', {}).get('index', 0) + 1} ({d.get('tier', {}).get('rate')}); "
-            f"due {d.get('due')}, booked before {d.get('booked_before')}"
+            f"{d.get('tier_period')} 阶梯重算：业绩 {d.get('volume')} 达到第{tier.get('index', 0) + 1}档"
+            f"（比例 {tier.get('rate')}），应计 {d.get('due')}，此前已计 {d.get('booked_before')}"
         )
     parts = []
     if "late" in d:
-        parts.append(f"late {d['late']['kind']} of {d['late']['period']}")
+        late = d["late"]
+        word = _ENTRY_WORDS.get(str(late.get("kind")), str(late.get("kind")))
+        parts.append(f"{late['period']} 的{word}（该月对账单已确认，计入本期）")
     if d.get("return_id") is not None:
-        parts.append(f"return #{d['return_id']}")
+        parts.append(f"退货 #{d['return_id']}")
     if "split" in d:
-        parts.append(f"split among {d['split']['among']}")
-    return "; ".join(parts)
+        parts.append(f"{d['split']['among']} 位业务员平分")
+    return "；".join(parts)
 
 
 def _commission_line(e: CommissionEntry, names: dict[int, str]) -> dict[str, Any]:
@@ -275,6 +282,7 @@ async def close_period(period: str | None = None) -> dict[str, Any]:
 class StatementOut(Out):
     id: int
     kind: str
+    title: str = Field(description="返利对账单 (distributor commission), 佣金对账单 (rep), 应收对账单")
     period: str
     beneficiary: BeneficiaryOut
     total: Money
@@ -315,6 +323,7 @@ def _out(st: Statement, who: dict[str, BeneficiaryOut]) -> StatementOut:
     return StatementOut(
         id=st.id,
         kind=str(st.kind),
+        title=statement_title(str(st.kind), rep=kind == "user"),
         period=st.period,
         beneficiary=who.get(st.subject_key) or BeneficiaryOut(type=kind, id=int(ident), name=""),
         total=money(st.total),

@@ -176,7 +176,9 @@ async def test_list_filters_paging_and_xlsx_export(client) -> None:
     wb = load_workbook(io.BytesIO(await resp.read()), read_only=True)
     rows = list(wb.worksheets[0].iter_rows(values_only=True))
     wb.close()
-    assert rows[0][:3] == ("id", "name", "uscc") and len(rows) == 1 + 7  # header + 2 world + 5 new
+    # header + 2 world + 5 new + 合计
+    assert rows[0][:3] == ("ID", "名称", "统一社会信用代码") and len(rows) == 1 + 7 + 1
+    assert rows[-1][0] == "合计"
 
 
 async def test_sales_rep_must_be_a_sales_user(client) -> None:

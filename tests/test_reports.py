@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from openpyxl import load_workbook
 
 from core.clock import now
+from handlers import words
 from handlers.statements import close_period
+from miniapp_api.xlsx import _cell
 from models.base import Beneficiary, MovementReason, OrderStatus, ReceivableKind
 from models.stock import StockMovement
 from tests.factories import make_product, make_stock, make_world
@@ -49,9 +52,21 @@ async def _xlsx_matches(client, path: str, headers: dict[str, str], **params: An
     wb = load_workbook(io.BytesIO(data), read_only=True)
     rows = list(wb.worksheets[0].iter_rows(values_only=True))
     wb.close()
-    assert list(rows[0]) == report["columns"]
-    assert [list(r) for r in rows[1:]] == [[row[c] for c in report["columns"]] for row in report["rows"]]
+    sheet = f"{path}-report"
+    cols = report["columns"]
+    assert list(rows[0]) == [words.header(c, sheet, report["params"]) for c in cols]
+    n = len(report["rows"])
+    got = [[_plain(v) for v in r] for r in rows[1 : 1 + n]]
+    assert got == [[_plain(_cell(row[c], c, sheet)[0]) for c in cols] for row in report["rows"]]
+    assert rows[-1][0] == "合计" and all(r[0] in ("小计", "合计") for r in rows[1 + n :])
     assert report["rows"], "compare a non-empty report"
+
+
+def _plain(v: Any) -> Any:
+    """Numbers compare by value (money is written as a number and may read back as a float)."""
+    if isinstance(v, int | float | Decimal) and not isinstance(v, bool):
+        return Decimal(str(v)).normalize()
+    return v
 
 
 async def _sales_world(w) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -91,6 +106,7 @@ async def test_sales_report_groups_and_scope(client) -> None:
     assert rep["totals"] == {
         "orders": 3,
         "qty": 26,
+        "qty_by_unit": {"吨": 26},
         "gross": "1600.00",
         "returns": "200.00",
         "net": "1400.00",

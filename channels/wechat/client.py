@@ -47,9 +47,14 @@ def field_type(key: str) -> str:
 
 
 def _cut(text: str, limit: int, ellipsis: bool = True) -> str:
+    """Keep both ends ("库存不足：海螺牌…42.5 袋装"): two products that differ only at the end
+    (袋装/散装, DN50/DN65) must stay distinguishable."""
     if len(text) <= limit:
         return text
-    return text[: limit - 1] + ELLIPSIS if ellipsis and limit > 1 else text[:limit]
+    if not ellipsis or limit < 3:
+        return text[:limit]
+    tail = (limit - 1) // 3
+    return text[: limit - 1 - tail] + ELLIPSIS + text[len(text) - tail :]
 
 
 def _as_datetime(value: Any) -> datetime | date | None:

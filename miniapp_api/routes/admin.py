@@ -16,7 +16,7 @@ from handlers import admin_users as users
 from handlers import admin_warehouses as warehouses
 from handlers import importer
 from handlers.accounts import UserOut
-from handlers.admin_common import ListQuery
+from handlers.admin_common import ListQuery, with_names
 from handlers.admin_contracts import AdminContractOut, ContractIn, ContractPatch, ContractQuery
 from handlers.admin_distributors import DistributorIn, DistributorOut, DistributorPatch, DistributorQuery
 from handlers.admin_users import InviteCodeOut, UserIn, UserPatch, UserQuery
@@ -42,7 +42,7 @@ async def listing(ctx: Ctx, fn: Lister, name: str) -> Page[Any] | web.Response:
     query: ListQuery = ctx.query
     if query.format == "xlsx":
         page = await fn(ctx.me, query, export=True)
-        return xlsx_response([item.model_dump(mode="json") for item in page.items], name)
+        return xlsx_response(await with_names([item.model_dump() for item in page.items]), name)
     return await fn(ctx.me, query)
 
 

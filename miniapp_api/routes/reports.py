@@ -28,7 +28,13 @@ TAGS = ("reports",)
 async def _answer(ctx: Ctx, build: Callable[[Any, Any], Awaitable[ReportOut]]) -> ReportOut | web.Response:
     out = await build(ctx.me, ctx.query)
     if ctx.query.format == "xlsx":
-        return xlsx_response(out.rows, f"{out.report}-report", out.columns)
+        return xlsx_response(
+            out.rows,
+            f"{out.report}-report",
+            out.columns,
+            params=out.params,
+            totals=reports.export_totals(out),
+        )
     return out
 
 
@@ -80,6 +86,14 @@ def _bars(title: str, items: list[tuple[str, Decimal]]) -> str:
     return "".join(parts)
 
 
+def _net_by_label(rows: list[dict[str, Any]]) -> list[tuple[str, Decimal]]:
+    """Money adds up across units: one bar per group (rows are per group and unit)."""
+    out: dict[str, Decimal] = {}
+    for r in rows:
+        out[r["label"]] = out.get(r["label"], Decimal(0)) + Decimal(r["net"])
+    return list(out.items())
+
+
 @api.route(
     "GET",
     "/reports/dashboard",
@@ -107,8 +121,8 @@ async def dashboard(ctx: Ctx) -> web.Response:
             f"<h1>渠道看板</h1><p>{html.escape(by_month.params['date_from'])} — "
             f"{html.escape(by_month.params['date_to'])}，"
             f"净销售额 ¥{Decimal(by_month.totals['net']):,.2f}</p>",
-            _bars("月度净销售额", [(r["label"], Decimal(r["net"])) for r in by_month.rows]),
-            _bars("经销商净销售额 Top 10", [(r["label"], Decimal(r["net"])) for r in by_dist.rows[:10]]),
+            _bars("月度净销售额", _net_by_label(by_month.rows)),
+            _bars("经销商净销售额 Top 10", sorted(_net_by_label(by_dist.rows), key=lambda kv: -kv[1])[:10]),
             _bars("应收账龄", [(name, Decimal(aging.totals[key])) for name, key in buckets]),
             "</body></html>",
         ]
