@@ -292,7 +292,7 @@ class Migration(migrations.Migration):
                 ('locked_until', fields.DatetimeField(null=True, description='password login refused until then', auto_now=False, auto_now_add=False)),
                 ('phone', fields.CharField(null=True, max_length=32)),
             ],
-            options={'table': 'app_user', 'app': 'qudao', 'indexes': [Index(fields=['distributor_id'])], 'pk_attr': 'id'},
+            options={'table': 'app_user', 'app': 'qudao', 'indexes': [Index(fields=['distributor_id']), Index(fields=['role', 'status'])], 'pk_attr': 'id'},
             bases=['TimestampMixin', 'Model'],
         ),
         ops.CreateModel(
