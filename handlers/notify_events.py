@@ -1,7 +1,12 @@
 """Domain events -> notifications (imported lazily by handlers.events on the first emit).
 
-Subscribers run inside the emitter's transaction: the outbox rows commit or roll back with
-the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted event harmless.
+The subscribers here are deferred: the emitter's transaction records the event (one
+`notification_event` row, committed or rolled back with the change) and the outbox drain
+runs them in its next pass (`handlers.fanout`), so recipients are resolved and the
+per-recipient rows written off the business transaction. Dedupe keys
+(`order:<id>:<status>:<user>`, ...) make a re-emitted or re-run event harmless. A subscriber
+reading a row sees it as it is at fan-out time (an event carrying its facts, like
+order.placed's ``order``, uses those).
 
 - order.placed (awaiting review) -> the region's managers; order.approved / rejected /
   shipped / received / completed / cancelled -> the distributor's users (not the actor).
@@ -77,7 +82,7 @@ _ORDER_SQL = (
 )
 
 
-@subscribe(*ORDER_WORDS)
+@subscribe(*ORDER_WORDS, deferred=True)
 async def on_order_event(event: Event) -> None:
     order = event.payload.get("order")
     if order is None:
@@ -105,7 +110,9 @@ async def on_order_event(event: Event) -> None:
     await _send(recipients, actor_id, kind="order_status", title=title, body=body, key=key, payload=payload)
 
 
-@subscribe("lead.registered", "lead.approved", "lead.rejected", "lead.expired", "lead.escalated")
+@subscribe(
+    "lead.registered", "lead.approved", "lead.rejected", "lead.expired", "lead.escalated", deferred=True
+)
 async def on_lead_event(event: Event) -> None:
     lead = await Lead.get_or_none(id=int(event.payload["lead_id"])).select_related("distributor")
     if lead is None:
@@ -191,7 +198,7 @@ async def _statement_region_managers(st: Statement) -> list[int]:
     return sorted(out)
 
 
-@subscribe("statement.ready", "statement.disputed")
+@subscribe("statement.ready", "statement.disputed", deferred=True)
 async def on_statement_event(event: Event) -> None:
     st = await Statement.get_or_none(id=int(event.payload["statement_id"]))
     if st is None:
@@ -239,7 +246,7 @@ _RETURN_SQL = (
 )
 
 
-@subscribe(*RETURN_WORDS)
+@subscribe(*RETURN_WORDS, deferred=True)
 async def on_return_event(event: Event) -> None:
     p = params(Order)
     rows = await p.fetch(_RETURN_SQL.format(id=p(int(event.payload["return_request_id"]))))

@@ -77,6 +77,19 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='NotificationEvent',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('name', fields.CharField(description='event name, e.g. order.placed', max_length=64)),
+                ('payload', fields.JSONField(default=dict, description="the event's payload (JSON-plain)", encoder=JSON_DUMPS, decoder=loads)),
+                ('attempts', fields.IntField(description='failed fan-out attempts', db_default=0)),
+                ('last_error', fields.TextField(null=True, unique=False)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'notification_event', 'app': 'qudao', 'pk_attr': 'id', 'table_description': 'Outbox row per domain event whose notifications are still to be fanned out: written'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='OrderCounter',
             fields=[
                 ('day', fields.CharField(primary_key=True, unique=True, db_index=True, description='yyyymmdd (business tz)', max_length=8)),
