@@ -25,9 +25,8 @@ Event names and payloads (all ids are ints):
   (the order's status says whether it is now fully `shipped`); an order auto-approved at
   admission emits order.placed then order.approved with an extra `auto: True` (actor_id = the
   placer); order.completed from the order_completion job has actor_id 0 (system).
-  order.placed (and an auto order.approved) fire once the order row is written but BEFORE its
-  lines and reservations (kept out of the stock-lock window): read the order, not its lines;
-  if the stock then falls short, the whole admission — subscribers' rows too — rolls back.
+  order.placed (and an auto order.approved) fire at the end of the admission, once the order
+  is numbered and its lines and reservations are written; a refused admission emits nothing.
   They also carry ``order``: the row's facts {id, number, status, total_amount,
   distributor_id, distributor_name, region}, which spares the subscriber a read inside the
   busiest transaction in the product.
