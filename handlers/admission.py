@@ -10,7 +10,8 @@
 **The transaction**: lock the distributor row (serialises the credit check per distributor on
 PostgreSQL; SQLite has one writer), price every line from the price list and promotions
 (`handlers.pricing` — clients never send prices), check credit for non-prepay distributors
-(`handlers.finance`), write the order, lock the candidate stock rows in id order and reserve
+against the exposure kept on the locked row and add the order to it (`handlers.finance`),
+write the order, lock the candidate stock rows in id order and reserve
 every line (`handlers.stock`; all shortfalls are reported together in one 409
 ``insufficient_stock``: ``details.items = [{sku, requested, available}]``, requested counting
 free units), write the lines and ``reserve`` movements, number the order (``SOyyyymmddNNNN``
@@ -62,7 +63,7 @@ from handlers import idempotency, stock
 from handlers.actor import SYSTEM, Actor, Role
 from handlers.audit import record
 from handlers.events import emit
-from handlers.finance import credit_exposure
+from handlers.finance import add_exposure
 from handlers.order_io import (
     OrderCreate,
     OrderOut,
@@ -164,6 +165,7 @@ class _Distributor:
     contact: str | None
     phone: str | None
     address: str | None
+    exposure: Decimal  # receivables + open orders (handlers.finance), read with the lock
 
 
 @dataclass
@@ -175,8 +177,8 @@ class _Priced:
 
 # Raw SQL for the admission hot path (the ORM's per-query cost would dominate it).
 _DISTRIBUTOR_SQL = (
-    "SELECT id, name, level, region, status, credit_limit, payment_terms, contact, phone, address"
-    " FROM distributor WHERE id = {id}{lock}"
+    "SELECT id, name, level, region, status, credit_limit, payment_terms, contact, phone, address,"
+    " exposure FROM distributor WHERE id = {id}{lock}"
 )
 
 
@@ -190,6 +192,7 @@ async def lock_distributor(distributor_id: int) -> _Distributor | None:
         return None
     row = rows[0]
     row["credit_limit"] = money(Decimal(str(row["credit_limit"] or 0)))
+    row["exposure"] = money(Decimal(str(row["exposure"] or 0)))
     return _Distributor(**row)
 
 
@@ -227,7 +230,7 @@ async def _write_order(
     priced = await _price_lines(dist, lines)
     total = money(sum((p.terms.amount for p in priced), ZERO))
     if dist.payment_terms != PaymentTerms.PREPAY:
-        exposure = await credit_exposure(dist.id)
+        exposure = dist.exposure  # kept on the locked row: no SUM over the history
         if exposure + total > dist.credit_limit:
             raise CreditLimitExceeded(
                 "the order would exceed the credit limit",
@@ -238,6 +241,7 @@ async def _write_order(
                     "available": str(money(max(dist.credit_limit - exposure, ZERO))),
                 },
             )
+    await add_exposure(dist.id, total)  # the new order is open: its whole value counts
     limit = runtime().config.orders.auto_approve_max_amount
     auto = dist.payment_terms != PaymentTerms.PREPAY and limit > 0 and total <= limit
     stamp = timezone.now()  # created_at as the ORM would set it

@@ -217,6 +217,7 @@ class Migration(migrations.Migration):
                 ('region', fields.CharField(max_length=64)),
                 ('parent', fields.ForeignKeyField('qudao.Distributor', source_field='parent_id', null=True, description='the 一级 distributor a 二级 one sits under', db_constraint=True, to_field='id', related_name='children', on_delete=OnDelete.RESTRICT)),
                 ('credit_limit', fields.DecimalField(description='max receivables + open orders — ignored for prepay', db_default=0, max_digits=14, decimal_places=2)),
+                ('exposure', fields.DecimalField(description="receivables balance + open orders' unshipped value, kept with every change (handlers.finance), recomputed by `qudao finance verify`", db_default=0, max_digits=14, decimal_places=2)),
                 ('payment_terms', fields.CharEnumField(description='prepay | monthly | quarterly', enum_type=PaymentTerms, max_length=24)),
                 ('status', fields.CharEnumField(default=DistributorStatus.APPLYING, description='applying | active | suspended', enum_type=DistributorStatus, max_length=24)),
                 ('contact', fields.CharField(null=True, max_length=64)),
