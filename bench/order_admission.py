@@ -15,9 +15,9 @@
    credit check, stock lock + reservation, order number, order + line + movement, audit,
    events.
 3. Runs pgbench with ``bench/order_admission.sql`` — the same SQL transaction: every statement
-   the app sends for one of these orders, in the same order (the number, BEGIN, distributor
-   lock, products and prices, promotions, credit, order, audit, the notification subscriber's
-   read, stock lock, line, reservation, movement, the Idempotency-Key record, COMMIT; checked
+   the app sends for one of these orders, in the same order (BEGIN, distributor lock, products
+   and prices, promotions, credit, order, stock lock, line, reservation, movement, the number,
+   audit, the event's outbox row, the Idempotency-Key record, COMMIT; checked
    against the app by tests/test_bench_smoke.py) — with prepared statements (``-M prepared``,
    as asyncpg prepares the app's), one distributor per client, the same random SKU spread, at
    the same concurrency for the same time. The ratio is then what the app (HTTP, auth, Python,

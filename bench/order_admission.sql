@@ -7,9 +7,6 @@
 -- its user the same id), as each app bench client is; stock row ids equal product ids.
 \set sid random(1, :nsku)
 \set did :client_id + 1
--- the number: its own short statement before the transaction
-INSERT INTO order_counter (day, last_number) VALUES (to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD'), 1)
-  ON CONFLICT (day) DO UPDATE SET last_number = order_counter.last_number + 1 RETURNING last_number \gset
 BEGIN;
 SELECT id, name, level, region, status, credit_limit, payment_terms, contact, phone, address
   FROM distributor WHERE id = :did FOR NO KEY UPDATE;
@@ -33,13 +30,9 @@ SELECT (SELECT COALESCE(SUM(amount), 0) FROM receivable_entry WHERE distributor_
          WHERE distributor_id = :did AND status IN ('pending_review', 'approved')) AS o;
 INSERT INTO "sales_order" ("number", "distributor_id", "placed_by_id", "status", "total_amount", "discount_amount",
                            "shipped_amount", "ship_to", "note", "approved_at", "created_at", "updated_at")
-  VALUES ('PB' || to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD') || lpad(:last_number::text, greatest(4, length(:last_number::text)), '0'),
+  VALUES ('~' || substr(md5(random()::text), 1, 19),
           :did, :did, 'pending_review', 10.00, 0.00, 0.00, NULL, NULL, NULL, now(), now())
   RETURNING id \gset
-INSERT INTO "audit_log" ("actor_id", "action", "entity", "entity_id", "before", "after", "request_id", "created_at")
-  VALUES (:did, 'order.placed', 'order', :id::text, NULL, '{"number":"PB","total":"10.00"}',
-          'f694bc7c3c4a4ce2930d4eedd353b72f', now());
-SELECT id, regions FROM app_user WHERE role = 'manager' AND status = 'active';
 SELECT s.id AS id, s.product_id AS product_id, s.warehouse_id AS warehouse_id, s.on_hand AS on_hand,
        s.reserved AS reserved, w.region AS region, w.distributor_id AS owner_id
   FROM stock s JOIN warehouse w ON w.id = s.warehouse_id
@@ -54,6 +47,18 @@ UPDATE stock SET on_hand = on_hand + 0, reserved = reserved + 1, updated_at = no
 INSERT INTO "stock_movement" ("reason", "ref_type", "ref_id", "delta_on_hand", "delta_reserved", "on_hand_after",
                               "reserved_after", "actor_id", "product_id", "warehouse_id", "created_at")
   VALUES ('reserve', 'order', :id::text, 0, 1, :on_hand, :reserved, :did, :sid, :wid, now());
+-- the number, drawn last inside the transaction (the day's counter row is locked only for the tail)
+WITH c AS (INSERT INTO order_counter (day, last_number) VALUES (to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD'), 1)
+  ON CONFLICT (day) DO UPDATE SET last_number = order_counter.last_number + 1 RETURNING last_number)
+  UPDATE sales_order SET number = 'PB' || to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD')
+    || lpad(c.last_number::text, greatest(4, length(c.last_number::text)), '0')
+  FROM c WHERE sales_order.id = :id RETURNING sales_order.number AS number;
+INSERT INTO "audit_log" ("actor_id", "action", "entity", "entity_id", "before", "after", "request_id", "created_at")
+  VALUES (:did, 'order.placed', 'order', :id::text, NULL, '{"number":"PB","total":"10.00"}',
+          'f694bc7c3c4a4ce2930d4eedd353b72f', now());
+-- the event's outbox row (recipients are resolved later, by the outbox drain)
+INSERT INTO "notification_event" ("name", "payload", "created_at")
+  VALUES ('order.placed', '{"order_id": 1, "actor_id": 1, "order": {"id": 1, "number": "PB", "status": "pending_review", "total_amount": "10.00", "distributor_id": 1, "distributor_name": "x", "region": "r"}}', now());
 INSERT INTO "idempotency_record" ("user_id", "key", "request_hash", "state", "status_code", "response", "created_at",
                                   "expires_at")
   VALUES (:did, 'pgbench-' || :id::text, 'ef086c204bbf19aebe7415509a25382fba046422641c27d32c1e008fce489975', 'done', 201,

@@ -15,10 +15,11 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from core import runtime as rt
+from core.access_log import AccessLog
 from core.config import Config
 from core.db import check_database, init_db
 from core.errors import DatabaseUnusable
-from core.keys import CONFIG, EXTRAS, HTTP, KV_STORE, METRICS, ORM, RUNTIME
+from core.keys import ACCESS_LOG, CONFIG, EXTRAS, HTTP, KV_STORE, METRICS, ORM, RUNTIME
 from core.kv import open_kv
 from core.logging import get_logger
 from core.metrics import AppMetrics
@@ -46,10 +47,12 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     )
     app[CONFIG] = config
     app[METRICS] = AppMetrics()
+    app[ACCESS_LOG] = AccessLog(enabled=config.server.access_log, level=config.logging.level)
     app[EXTRAS] = {"scheduler": config.scheduler.enabled if scheduler is None else scheduler}
     app[AUTHENTICATOR] = authenticate_token
     app.cleanup_ctx.extend([_database, _kv, _http, _runtime])
     app.cleanup_ctx.extend([_notifier, _scheduler])  # pushes + scheduled jobs (issue 7)
+    app.on_cleanup.append(_flush_access_log)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -62,11 +65,27 @@ def create_app(config: Config, *, scheduler: bool | None = None) -> web.Applicat
     return app
 
 
+async def _freeze_heap(app: web.Application) -> None:
+    """After start-up (imports, ORM, routes), move every object alive so far out of the
+    garbage collector's reach (`gc.freeze()`): a full collection then scans only what requests
+    allocate, instead of ~300k start-up objects (a 65-80 ms pause every few seconds under load).
+    Registered by `run()`, i.e. the serve path only, after the cleanup contexts have run."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+async def _flush_access_log(app: web.Application) -> None:
+    app[ACCESS_LOG].flush()
+
+
 def run(app: web.Application, *, host: str, port: int, reuse_port: bool = False) -> None:
     """Serve until SIGINT/SIGTERM, on uvloop (libuv's event loop: less CPU per request than
     asyncio's own). `qudao serve` and the benches both start the app here."""
     import uvloop
 
+    app.on_startup.append(_freeze_heap)
     web.run_app(
         app,
         host=host,

@@ -117,7 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Feature commands live beside their feature and register themselves with @command.
-COMMAND_MODULES = ("core.cli_import", "core.cli_stock", "core.cli_jobs", "core.cli_chat", "core.cli_fake")
+COMMAND_MODULES = (
+    "core.cli_import",
+    "core.cli_stock",
+    "core.cli_finance",
+    "core.cli_jobs",
+    "core.cli_chat",
+    "core.cli_fake",
+)
 
 
 def _load_command_modules() -> None:

@@ -26,6 +26,7 @@ class ServerConfig(Section):
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     instance_id: str = ""
+    access_log: bool = True  # one JSON line per request, buffered (core.access_log)
     # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR blocks). Empty: the
     # client address is the TCP peer and X-Forwarded-For is ignored.
     trusted_proxies: list[str] = []

@@ -9,6 +9,7 @@ from aiohttp import web
 from tortoise.context import TortoiseContext
 
 if TYPE_CHECKING:
+    from core.access_log import AccessLog
     from core.config import Config
     from core.kv import KV
     from core.metrics import AppMetrics
@@ -21,6 +22,7 @@ HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")
 METRICS: web.AppKey[AppMetrics] = web.AppKey("metrics")
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 EXTRAS: web.AppKey[dict[str, Any]] = web.AppKey("extras")
+ACCESS_LOG: web.AppKey[AccessLog] = web.AppKey("access_log")
 
 # Per-request storage.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)

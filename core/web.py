@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from core.errors import DomainError, Unavailable
-from core.keys import CONFIG, METRICS, REQUEST_ID, RUNTIME
+from core.keys import ACCESS_LOG, CONFIG, METRICS, REQUEST_ID, RUNTIME
 from core.outage import RETRY_AFTER_S, is_db_outage, probe
 from core.request_context import request_id_var
 
@@ -134,14 +134,16 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         metrics = request.config_dict.get(METRICS)
         if metrics is not None:
             metrics.observe_request(request.method, route, status, elapsed)
-        log.info(
-            "http_request",
-            method=request.method,
-            path=request.path,
-            route=route,
-            status=status,
-            duration_ms=round(elapsed * 1000, 2),
-        )
+        access = request.config_dict.get(ACCESS_LOG)
+        if access is not None:  # buffered orjson lines (core.access_log); [server] access_log
+            access.write(
+                request_id=rid,
+                method=request.method,
+                path=request.path,
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
 
 
 async def _recheck_db(request: web.Request) -> None:

@@ -10,11 +10,13 @@
 **The transaction**: lock the distributor row (serialises the credit check per distributor on
 PostgreSQL; SQLite has one writer), price every line from the price list and promotions
 (`handlers.pricing` — clients never send prices), check credit for non-prepay distributors
-(`handlers.finance`), write the order (numbered ``SOyyyymmddNNNN`` per business day,
-Asia/Shanghai), lock the candidate stock rows in id order and reserve every line
-(`handlers.stock`; all shortfalls are reported together in one 409 ``insufficient_stock``:
-``details.items = [{sku, requested, available}]``, requested counting free units), write the
-lines and ``reserve`` movements, and store the response under the Idempotency-Key
+against the exposure kept on the locked row and add the order to it (`handlers.finance`),
+write the order, lock the candidate stock rows in id order and reserve
+every line (`handlers.stock`; all shortfalls are reported together in one 409
+``insufficient_stock``: ``details.items = [{sku, requested, available}]``, requested counting
+free units), write the lines and ``reserve`` movements, number the order (``SOyyyymmddNNNN``
+per business day, Asia/Shanghai; drawn last, so a refusal leaves no gap and the day's counter
+row is locked only for the tail), record the events, and store the response under the Idempotency-Key
 (`handlers.idempotency`: the key is written last, insert-or-ignore, so a concurrent duplicate
 waits and then replays). Any failure rolls all of it back.
 
@@ -37,6 +39,7 @@ written instead of being read back.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from types import SimpleNamespace
@@ -60,7 +63,7 @@ from handlers import idempotency, stock
 from handlers.actor import SYSTEM, Actor, Role
 from handlers.audit import record
 from handlers.events import emit
-from handlers.finance import credit_exposure
+from handlers.finance import add_exposure
 from handlers.order_io import (
     OrderCreate,
     OrderOut,
@@ -72,7 +75,7 @@ from handlers.order_io import (
 )
 from handlers.pricing import LineTerms, ProductRow, context_of, line_terms, quotes_by_sku
 from handlers.scope import require_distributor_in_scope
-from handlers.sql import insert, insert_many, params, pinned, transaction
+from handlers.sql import insert, insert_many, params, transaction
 from models.base import DistributorStatus, MovementReason, OrderStatus, PaymentTerms, ProductStatus
 from models.distributor import Distributor
 from models.order import Order, OrderCounter, OrderLine
@@ -164,6 +167,7 @@ class _Distributor:
     contact: str | None
     phone: str | None
     address: str | None
+    exposure: Decimal  # receivables + open orders (handlers.finance), read with the lock
 
 
 @dataclass
@@ -175,8 +179,8 @@ class _Priced:
 
 # Raw SQL for the admission hot path (the ORM's per-query cost would dominate it).
 _DISTRIBUTOR_SQL = (
-    "SELECT id, name, level, region, status, credit_limit, payment_terms, contact, phone, address"
-    " FROM distributor WHERE id = {id}{lock}"
+    "SELECT id, name, level, region, status, credit_limit, payment_terms, contact, phone, address,"
+    " exposure FROM distributor WHERE id = {id}{lock}"
 )
 
 
@@ -190,37 +194,36 @@ async def lock_distributor(distributor_id: int) -> _Distributor | None:
         return None
     row = rows[0]
     row["credit_limit"] = money(Decimal(str(row["credit_limit"] or 0)))
+    row["exposure"] = money(Decimal(str(row["exposure"] or 0)))
     return _Distributor(**row)
 
 
 async def _admit(
     actor: Actor, key: str, fingerprint: str, dist_id: int, lines: list[Wanted], data: OrderCreate
 ) -> Admission:
-    # The number is drawn in its own short statement, outside the transaction, so the per-day
-    # counter row is never locked for a whole admission (every order would queue on it).
-    # The price: a request that then fails, or a duplicate racing the first, leaves a gap;
-    # numbers are never reused. (A retry of a finished key replays before drawing one.)
-    async with pinned():  # one pooled connection for the number and the transaction
-        number = await _next_number()
-        async with transaction():
-            try:
-                order, order_lines, distributor_name = await _write_order(actor, number, dist_id, lines, data)
-            except DomainError:
-                # Refused — unless a concurrent request with this key got there first (it may be
-                # why the stock or credit ran out): then its response is ours (KeyTaken).
-                await idempotency.claim(actor.user_id, key, fingerprint)
-                raise
-            out = _order_out(order, order_lines, distributor_name)
-            text = out.model_dump_json()
-            await idempotency.store(actor.user_id, key, fingerprint, 201, text)
+    # One transaction, one commit: the number is drawn inside it, last (`_number_order`), so
+    # the per-day counter row is locked only for the tail of the admission, never while the
+    # distributor, the prices or the stock are read; a refused request draws no number.
+    async with transaction():
+        try:
+            order, order_lines, distributor_name = await _write_order(actor, dist_id, lines, data)
+        except DomainError:
+            # Refused — unless a concurrent request with this key got there first (it may be
+            # why the stock or credit ran out): then its response is ours (KeyTaken).
+            await idempotency.claim(actor.user_id, key, fingerprint)
+            raise
+        out = _order_out(order, order_lines, distributor_name)
+        text = out.model_dump_json()
+        await idempotency.store(actor.user_id, key, fingerprint, 201, text)
     return Admission(out, 201, text, False)
 
 
 async def _write_order(
-    actor: Actor, number: str, dist_id: int, lines: list[Wanted], data: OrderCreate
+    actor: Actor, dist_id: int, lines: list[Wanted], data: OrderCreate
 ) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
     """Everything the admission writes but the key; the order row and its lines, as written,
-    and the distributor's name (for the answer)."""
+    and the distributor's name (for the answer). The order row is written under a provisional
+    unique number and numbered last (`_number_order`)."""
     dist = await lock_distributor(dist_id)
     if dist is None:
         raise NotFound("未找到该经销商")
@@ -231,7 +234,7 @@ async def _write_order(
     priced = await _price_lines(dist, lines)
     total = money(sum((p.terms.amount for p in priced), ZERO))
     if dist.payment_terms != PaymentTerms.PREPAY:
-        exposure = await credit_exposure(dist.id)
+        exposure = dist.exposure  # kept on the locked row: no SUM over the history
         if exposure + total > dist.credit_limit:
             raise CreditLimitExceeded(
                 "超出信用额度，订单未提交",
@@ -242,11 +245,12 @@ async def _write_order(
                     "available": str(money(max(dist.credit_limit - exposure, ZERO))),
                 },
             )
+    await add_exposure(dist.id, total)  # the new order is open: its whole value counts
     limit = runtime().config.orders.auto_approve_max_amount
     auto = dist.payment_terms != PaymentTerms.PREPAY and limit > 0 and total <= limit
     stamp = timezone.now()  # created_at as the ORM would set it
     order: dict[str, Any] = {
-        "number": number,
+        "number": "~" + secrets.token_hex(10)[:19],  # provisional (20 chars max), unique
         "distributor_id": dist.id,
         "placed_by_id": actor.user_id,
         "status": OrderStatus.APPROVED if auto else OrderStatus.PENDING_REVIEW,
@@ -262,6 +266,10 @@ async def _write_order(
     written = await insert(Order, order)
     assert written is not None
     order["id"] = order_id = written["id"]
+    # Stock rows are locked from here to the commit: keep this tail short.
+    allocation = await _allocate(dist, priced)
+    order_lines = await _write_lines(order_id, allocation, actor)
+    order["number"] = number = await _number_order(order_id)
     await record(actor, "order.placed", "order", order_id, None, {"number": number, "total": total})
     facts = {  # what subscribers would otherwise read back (handlers.events)
         "id": order_id,
@@ -272,14 +280,13 @@ async def _write_order(
         "distributor_name": dist.name,
         "region": dist.region,
     }
+    # Event subscribers here only record the event (the fan-out is deferred to the outbox
+    # drain, handlers.events): one insert each.
     await emit("order.placed", order_id=order_id, actor_id=actor.user_id, order=facts)
     if auto:
         await record(SYSTEM, "order.approved", "order", order_id, None, {"status": "approved", "auto": True})
         await emit("order.approved", order_id=order_id, actor_id=actor.user_id, auto=True, order=facts)
-    # Stock rows are locked from here to the commit: keep this tail short (which is why the
-    # events above go out before the lines exist; they roll back with a refusal).
-    allocation = await _allocate(dist, priced)
-    return order, await _write_lines(order_id, allocation, actor), dist.name
+    return order, order_lines, dist.name
 
 
 def _default_ship_to(dist: _Distributor) -> dict[str, Any] | None:
@@ -430,11 +437,25 @@ _COUNTER_SQL = (
     "INSERT INTO order_counter (day, last_number) VALUES ({p}, 1) ON CONFLICT (day) "
     "DO UPDATE SET last_number = order_counter.last_number + 1 RETURNING last_number"
 )
+# PostgreSQL: the draw and the numbering in one round trip.
+_NUMBER_PG_SQL = (
+    "WITH c AS (" + _COUNTER_SQL.format(p="$1") + ")"
+    " UPDATE sales_order SET number = 'SO' || $1"
+    " || lpad(c.last_number::text, greatest(4, length(c.last_number::text)), '0')"
+    " FROM c WHERE sales_order.id = $2 RETURNING sales_order.number AS number"
+)
 
 
-async def _next_number() -> str:
-    """SO + business day + the day's next number (at least 4 digits), in its own statement."""
+async def _number_order(order_id: int) -> str:
+    """Draw SO + business day + the day's next number (at least 4 digits) and give it to the
+    order — inside the admission's transaction, so the draw commits (or rolls back) with it."""
     day = today().strftime("%Y%m%d")
     p = params(OrderCounter)
+    if p.pg:
+        p.values.extend([day, order_id])
+        return str((await p.fetch(_NUMBER_PG_SQL))[0]["number"])
     rows = await p.fetch(_COUNTER_SQL.format(p=p(day)))
-    return f"SO{day}{int(rows[0]['last_number']):04d}"
+    number = f"SO{day}{int(rows[0]['last_number']):04d}"
+    q = params(Order)
+    await q.fetch(f"UPDATE sales_order SET number = {q(number)} WHERE id = {q(order_id)}")
+    return number

@@ -2,8 +2,11 @@
 
 A token is 32 random bytes; only its sha256 is stored. Authenticating builds the caller's
 Actor (role + distributor scope) and caches it in the kv store for a short time, so a busy
-endpoint does not rebuild scope on every request. Revocation (logout, suspension, scope
-change) deletes the cache entries it affects, on every instance, since they share the kv.
+endpoint does not rebuild scope on every request; the chat caches a channel identity's Actor
+the same way (`auth:idn:<channel>:<account>`, `handlers.identity`). Revocation (logout,
+suspension, scope change) deletes the cache entries it affects — the users' tokens and their
+identities, even for a chat-only user without a token — on every instance, since they share
+the kv.
 With the kv store down, authentication reads the database (the cache is only a shortcut);
 revocation still needs the kv to drop cached Actors, so it answers 503 until it is back."""
 
@@ -21,7 +24,7 @@ from core.runtime import runtime
 from handlers.actor import Actor, Role
 from models.base import DistributorStatus, UserStatus
 from models.distributor import Distributor
-from models.user import AuthToken, SalesAssignment, User
+from models.user import AuthToken, Identity, SalesAssignment, User
 
 ACTOR_CACHE_TTL = 30.0
 
@@ -32,6 +35,15 @@ def token_hash(token: str) -> str:
 
 def _cache_key(digest: str) -> str:
     return f"auth:tok:{digest}"
+
+
+def identity_cache_key(channel: str, account_id: str) -> str:
+    return f"auth:idn:{channel}:{account_id}"
+
+
+async def _identity_keys(user_ids: list[int]) -> list[str]:
+    rows = await Identity.filter(user_id__in=user_ids).values_list("channel", "account_id")
+    return [identity_cache_key(str(getattr(c, "value", c)), a) for c, a in rows]
 
 
 async def issue_token(user: User) -> tuple[str, AuthToken]:
@@ -154,10 +166,11 @@ async def revoke_token(token_id: int) -> None:
 async def revoke_user_tokens(user_ids: list[int]) -> int:
     """End every live token of these users (logout all, suspension)."""
     rows = await AuthToken.filter(user_id__in=user_ids, revoked_at__isnull=True)
-    if not rows:
-        return 0
-    await AuthToken.filter(id__in=[r.id for r in rows]).update(revoked_at=now())
-    await runtime().kv.delete(*[_cache_key(r.token_hash) for r in rows])
+    if rows:
+        await AuthToken.filter(id__in=[r.id for r in rows]).update(revoked_at=now())
+    keys = [_cache_key(r.token_hash) for r in rows] + await _identity_keys(user_ids)
+    if keys:
+        await runtime().kv.delete(*keys)
     return len(rows)
 
 
@@ -167,5 +180,6 @@ async def refresh_user_scope(user_ids: list[int]) -> None:
     rows = await AuthToken.filter(user_id__in=user_ids, revoked_at__isnull=True).values_list(
         "token_hash", flat=True
     )
-    if rows:
-        await runtime().kv.delete(*[_cache_key(h) for h in rows])
+    keys = [_cache_key(h) for h in rows] + await _identity_keys(user_ids)
+    if keys:
+        await runtime().kv.delete(*keys)

@@ -3,6 +3,11 @@
 Subscribers run inside the emitter's transaction, so what they write (outbox rows,
 commission entries) commits or rolls back with the change that caused it. Nothing slow
 or external may happen in a subscriber: external sends go through the outbox.
+A *deferred* subscriber (`subscribe(..., deferred=True)`: the notification fan-out) does
+not run there: the emitter writes one `notification_event` row per event instead (its payload
+made JSON-plain: Decimal -> str, enums -> value), and the outbox drain runs the deferred
+subscribers on it in a transaction of their own (`handlers.fanout`). Recipients are then
+resolved off the business transaction; the notices arrive on the next drain pass.
 
 Event names and payloads (all ids are ints):
   order.placed / order.approved / order.rejected / order.cancelled  {order_id, actor_id}
@@ -20,9 +25,8 @@ Event names and payloads (all ids are ints):
   (the order's status says whether it is now fully `shipped`); an order auto-approved at
   admission emits order.placed then order.approved with an extra `auto: True` (actor_id = the
   placer); order.completed from the order_completion job has actor_id 0 (system).
-  order.placed (and an auto order.approved) fire once the order row is written but BEFORE its
-  lines and reservations (kept out of the stock-lock window): read the order, not its lines;
-  if the stock then falls short, the whole admission — subscribers' rows too — rolls back.
+  order.placed (and an auto order.approved) fire at the end of the admission, once the order
+  is numbered and its lines and reservations are written; a refused admission emits nothing.
   They also carry ``order``: the row's facts {id, number, status, total_amount,
   distributor_id, distributor_name, region}, which spares the subscriber a read inside the
   busiest transaction in the product.
@@ -33,9 +37,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 from core.logging import get_logger
+from handlers.sql import insert
+from models.notification import NotificationEvent
 
 log = get_logger("qudao.events")
 
@@ -48,17 +57,20 @@ class Event:
 
 Subscriber = Callable[[Event], Awaitable[None]]
 _subscribers: dict[str, list[Subscriber]] = {}
+_deferred: dict[str, list[Subscriber]] = {}
 
 # Modules whose import registers subscribers; loaded once, on the first emit.
 SUBSCRIBER_MODULES = ("handlers.notify_events", "handlers.commission_events")
 _loaded = False
 
 
-def subscribe(*names: str) -> Callable[[Subscriber], Subscriber]:
+def subscribe(*names: str, deferred: bool = False) -> Callable[[Subscriber], Subscriber]:
+    table = _deferred if deferred else _subscribers
+
     def register(fn: Subscriber) -> Subscriber:
         for name in names:
-            if fn not in _subscribers.setdefault(name, []):
-                _subscribers[name].append(fn)
+            if fn not in table.setdefault(name, []):
+                table[name].append(fn)
         return fn
 
     return register
@@ -73,9 +85,34 @@ def _load() -> None:
 
 
 async def emit(name: str, **payload: Any) -> None:
-    """Run every subscriber of `name` now, in the caller's transaction."""
+    """Run every subscriber of `name` now, in the caller's transaction; record the event for
+    its deferred subscribers (one row, in the same transaction)."""
     _load()
     event = Event(name, payload)
     for fn in _subscribers.get(name, []):
         await fn(event)
+    if name in _deferred:
+        await insert(NotificationEvent, {"name": name, "payload": plain(payload)}, returning=None)
     log.debug("event", name=name, **payload)
+
+
+async def run_deferred(event: Event) -> None:
+    """The deferred subscribers of an event recorded by `emit` (the outbox drain's fan-out)."""
+    _load()
+    for fn in _deferred.get(event.name, []):
+        await fn(event)
+
+
+def plain(value: Any) -> Any:
+    """JSON-plain: Decimal -> str, enum -> its value, date/datetime -> ISO 8601."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value

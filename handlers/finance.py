@@ -8,9 +8,11 @@ A distributor's balance is the sum of its entries.
 ``receivables_balance + open orders' unshipped value + the new order <= credit_limit``, where
 open orders are those ``pending_review`` or ``approved`` (an approved order may be partially
 shipped: its shipped part is already in receivables, so only ``total_amount -
-shipped_amount`` counts). Every write that moves value between the two (admission,
-shipments, returns, payments) locks the distributor row first on PostgreSQL, so the check
-reads a consistent pair.
+shipped_amount`` counts). The sum is kept on the distributor row (``distributor.exposure``,
+`add_exposure`) by every write that changes either part — admission, approval, rejection,
+cancellation, shipments, returns, payments — in the same transaction, after locking the
+distributor row on PostgreSQL; so the check reads one locked row, not the whole history.
+`verify_exposure` (``qudao finance verify``) recomputes it from the ledger and the orders.
 
 **款到发货** (prepay): a prepay distributor has no credit. Its order is approved only when its
 prepayment — what it paid, net of what shipped, minus the unshipped value of its other approved
@@ -34,6 +36,7 @@ days past due: ``current`` (not yet due), ``d1_30``, ``d31_60``, ``d61_90``, ``d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated
@@ -52,7 +55,7 @@ from core.schema import DATE_MAX, DATE_MIN, In, Money, Out, Page, StrictId, in_c
 from handlers.actor import Actor
 from handlers.audit import record, snapshot
 from handlers.scope import require_distributor_in_scope, scoped
-from handlers.sql import db_of, fetch
+from handlers.sql import db_of, fetch, params
 from models.base import OrderStatus, PaymentTerms, ReceivableKind
 from models.distributor import Distributor
 from models.finance import Payment, ReceivableEntry
@@ -115,13 +118,65 @@ _EXPOSURE_SQL = (
 )
 
 
-async def credit_exposure(distributor_id: int) -> Decimal:
-    """Receivables balance + open orders' unshipped value (one statement on PostgreSQL)."""
+async def recomputed_exposure(distributor_id: int) -> Decimal:
+    """Receivables balance + open orders' unshipped value, summed over the whole history (one
+    statement on PostgreSQL): what `distributor.exposure` must equal (`verify_exposure`)."""
     db = db_of(Order)
     if db.capabilities.dialect == "postgres":
         row = (await fetch(db, _EXPOSURE_SQL, [distributor_id]))[0]
         return money(row["r"]) + money(row["o"])
     return await receivables_balance(distributor_id) + await open_orders_exposure(distributor_id)
+
+
+async def credit_exposure(distributor_id: int) -> Decimal:
+    """The distributor's exposure as kept on its row (no history read)."""
+    rows = await Distributor.filter(id=distributor_id).values_list("exposure", flat=True)
+    return money(rows[0] or 0) if rows else ZERO
+
+
+def open_value(status: str, total: Decimal, shipped: Decimal) -> Decimal:
+    """An order's share of its distributor's exposure: the unshipped value while open."""
+    return money(Decimal(total) - Decimal(shipped)) if status in OPEN_STATUSES else ZERO
+
+
+async def add_exposure(distributor_id: int, delta: Decimal) -> None:
+    """Move `distributor.exposure` by `delta`, in the caller's transaction — every receivable
+    entry and every change of an order's open value calls it (the distributor row is locked
+    first on PostgreSQL, so the credit check reads a settled value; an atomic increment
+    anyway). SQLite stores decimals as text, so it is read and written back exactly (one
+    writer: no lost update)."""
+    if not delta:
+        return
+    p = params(Distributor)
+    if p.pg:
+        amount, did = p(money(delta)), p(distributor_id)
+        await p.fetch(f"UPDATE distributor SET exposure = exposure + {amount}::numeric WHERE id = {did}")
+        return
+    current = await credit_exposure(distributor_id)
+    await Distributor.filter(id=distributor_id).update(exposure=money(current + delta))
+
+
+async def order_value_moved(distributor_id: int, before: Decimal, after: Decimal) -> None:
+    """An order's open value went from `before` to `after` (`open_value`)."""
+    await add_exposure(distributor_id, after - before)
+
+
+@dataclass(frozen=True)
+class ExposureDrift:
+    distributor_id: int
+    stored: Decimal
+    ledger: Decimal
+
+
+async def verify_exposure() -> list[ExposureDrift]:
+    """Every distributor whose stored exposure differs from the recomputation (`qudao finance
+    verify`)."""
+    out: list[ExposureDrift] = []
+    for did, stored in await Distributor.all().order_by("id").values_list("id", "exposure"):
+        ledger = await recomputed_exposure(did)
+        if money(stored or 0) != ledger:
+            out.append(ExposureDrift(did, money(stored or 0), ledger))
+    return out
 
 
 async def prepaid_available(distributor_id: int, *, exclude_order_id: int | None = None) -> Decimal:
@@ -163,7 +218,7 @@ async def add_receivable(
     occurred_at: datetime | None = None,
     due: datetime | None = None,
 ) -> ReceivableEntry:
-    return await ReceivableEntry.create(
+    entry = await ReceivableEntry.create(
         distributor_id=distributor_id,
         kind=kind,
         amount=money(amount),
@@ -172,6 +227,8 @@ async def add_receivable(
         occurred_at=occurred_at or now(),
         due_at=due,
     )
+    await add_exposure(distributor_id, money(amount))
+    return entry
 
 
 # --- payments -----------------------------------------------------------------------------

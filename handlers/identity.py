@@ -3,6 +3,7 @@ binding one with a one-time invite code. Shared by the mini-app login and the ch
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from datetime import timedelta
 
@@ -10,11 +11,12 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from core.clock import now
-from core.errors import InvalidState, NotFound, ValidationError
+from core.errors import InvalidState, NotFound, Unauthenticated, ValidationError
+from core.kv import KVUnavailable
 from core.runtime import runtime
 from handlers.actor import Actor
 from handlers.audit import record
-from handlers.auth import build_actor
+from handlers.auth import ACTOR_CACHE_TTL, actor_from_json, actor_to_json, build_actor, identity_cache_key
 from handlers.throttle import HOUR, count_attempt, refund
 from models.base import IdentityChannel, UserStatus
 from models.user import Identity, InviteCode, User
@@ -32,11 +34,28 @@ async def user_for_identity(channel: str, account_id: str) -> User | None:
 
 
 async def actor_for_identity(channel: str, account_id: str) -> Actor | None:
-    """The Actor of a bound, active chat/app account; None if unbound (or suspended)."""
+    """The Actor of a bound, active chat/app account; None if unbound (or suspended, or of a
+    suspended distributor). Cached in the kv like a token's Actor (`ACTOR_CACHE_TTL`) and
+    dropped with it (`handlers.auth.revoke_user_tokens` / `refresh_user_scope`); only bound
+    accounts are cached, so a new binding answers at once."""
+    kv = runtime().kv
+    key = identity_cache_key(channel, account_id)
+    try:
+        cached = await kv.get_json(key)
+    except KVUnavailable:
+        cached = None  # the cache is a shortcut: the database still answers
+    if cached is not None:
+        return actor_from_json(cached)
     user = await user_for_identity(channel, account_id)
     if user is None or user.status != UserStatus.ACTIVE:
         return None
-    return await build_actor(user)
+    try:
+        actor = await build_actor(user)
+    except Unauthenticated:
+        return None
+    with contextlib.suppress(KVUnavailable):
+        await kv.set_json(key, actor_to_json(actor), ttl=ACTOR_CACHE_TTL)
+    return actor
 
 
 async def issue_invite_code(actor: Actor | None, user_id: int) -> InviteCode:

@@ -1,7 +1,12 @@
 """Domain events -> notifications (imported lazily by handlers.events on the first emit).
 
-Subscribers run inside the emitter's transaction: the outbox rows commit or roll back with
-the change. Dedupe keys (`order:<id>:<status>:<user>`, ...) make a re-emitted event harmless.
+The subscribers here are deferred: the emitter's transaction records the event (one
+`notification_event` row, committed or rolled back with the change) and the outbox drain
+runs them in its next pass (`handlers.fanout`), so recipients are resolved and the
+per-recipient rows written off the business transaction. Dedupe keys
+(`order:<id>:<status>:<user>`, ...) make a re-emitted or re-run event harmless. A subscriber
+reading a row sees it as it is at fan-out time (an event carrying its facts, like
+order.placed's ``order``, uses those).
 
 - order.placed (awaiting review) -> the region's managers; order.approved / rejected (with
   the reason) / shipped (one notice per batch: batch, goods, carrier, tracking number) /
@@ -122,7 +127,7 @@ async def _shipment_words(order: dict, shipment_id: int) -> tuple[str, str] | No
     return title, body
 
 
-@subscribe(*ORDER_WORDS)
+@subscribe(*ORDER_WORDS, deferred=True)
 async def on_order_event(event: Event) -> None:
     order = event.payload.get("order")
     if order is None:
@@ -158,7 +163,9 @@ async def on_order_event(event: Event) -> None:
     await _send(recipients, actor_id, kind="order_status", title=title, body=body, key=key, payload=payload)
 
 
-@subscribe("lead.registered", "lead.approved", "lead.rejected", "lead.expired", "lead.escalated")
+@subscribe(
+    "lead.registered", "lead.approved", "lead.rejected", "lead.expired", "lead.escalated", deferred=True
+)
 async def on_lead_event(event: Event) -> None:
     lead = await Lead.get_or_none(id=int(event.payload["lead_id"])).select_related("distributor")
     if lead is None:
@@ -253,7 +260,7 @@ async def _who(user_id: int) -> str:
     return f"{org}{user.display_name} "
 
 
-@subscribe("statement.ready", "statement.disputed")
+@subscribe("statement.ready", "statement.disputed", deferred=True)
 async def on_statement_event(event: Event) -> None:
     st = await Statement.get_or_none(id=int(event.payload["statement_id"]))
     if st is None:
@@ -302,7 +309,7 @@ _RETURN_SQL = (
 )
 
 
-@subscribe(*RETURN_WORDS)
+@subscribe(*RETURN_WORDS, deferred=True)
 async def on_return_event(event: Event) -> None:
     p = params(Order)
     rows = await p.fetch(_RETURN_SQL.format(id=p(int(event.payload["return_request_id"]))))

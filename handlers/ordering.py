@@ -50,7 +50,7 @@ from handlers.actor import SYSTEM, Actor, Role
 from handlers.admission import Admission, admit_order, place_order
 from handlers.audit import record
 from handlers.events import emit
-from handlers.finance import add_receivable, due_at, require_prepaid
+from handlers.finance import add_receivable, due_at, open_value, order_value_moved, require_prepaid
 from handlers.order_io import (
     MAX_LINES,
     MAX_QTY,
@@ -238,10 +238,16 @@ async def _transition(
     actor: Actor, order: Order, status: OrderStatus, event: str, **changes: Any
 ) -> OrderOut:
     before = {"status": str(order.status)}
+    was = open_value(order.status, order.total_amount, order.shipped_amount)
     order.status = status
     for k, v in changes.items():
         setattr(order, k, v)
     await order.save(update_fields=["status", "updated_at", *changes])
+    await order_value_moved(
+        order.distributor_id,  # type: ignore[attr-defined]
+        was,
+        open_value(status, order.total_amount, order.shipped_amount),
+    )
     after = {"status": status.value, **changes}
     await record(actor, event, "order", order.id, before, after)
     await emit(event, order_id=order.id, actor_id=actor.user_id)
@@ -261,7 +267,7 @@ async def approve_order(actor: Actor, order_id: int) -> OrderOut:
 async def reject_order(actor: Actor, order_id: int, reason: str) -> OrderOut:
     _require(actor, Role.admin, Role.manager)
     async with in_transaction():
-        order = await _lock_order(actor, order_id)
+        order = await _lock_order(actor, order_id, lock_distributor=True)
         _expect(order, OrderStatus.PENDING_REVIEW)
         await _release(order, actor, "order_rejected")
         return await _transition(actor, order, OrderStatus.REJECTED, "order.rejected", reject_reason=reason)
@@ -271,7 +277,7 @@ async def cancel_order(actor: Actor, order_id: int, reason: str | None = None) -
     """The ordering distributor (or its 一级 parent), its rep or staff; only before anything
     has shipped."""
     async with in_transaction():
-        order = await _lock_order(actor, order_id)
+        order = await _lock_order(actor, order_id, lock_distributor=True)
         _expect(order, OrderStatus.PENDING_REVIEW, OrderStatus.APPROVED)
         lines = await OrderLine.filter(order_id=order.id)
         if any(x.shipped_qty for x in lines):
@@ -379,6 +385,7 @@ async def ship_order(actor: Actor, order_id: int, data: ShipmentIn | dict) -> Or
                 occurred_at=at,
                 due=due_at(dist.payment_terms, at),
             )
+        was = open_value(order.status, order.total_amount, order.shipped_amount)
         order.shipped_amount = money(order.shipped_amount + value)
         done = all(x.shipped_qty == x.qty + x.free_qty for x in lines)
         before = {"status": str(order.status), "shipped_amount": str(order.shipped_amount - value)}
@@ -387,6 +394,9 @@ async def ship_order(actor: Actor, order_id: int, data: ShipmentIn | dict) -> Or
             order.status, order.shipped_at = OrderStatus.SHIPPED, at
             fields += ["status", "shipped_at"]
         await order.save(update_fields=fields)
+        await order_value_moved(
+            dist.id, was, open_value(order.status, order.total_amount, order.shipped_amount)
+        )
         await record(
             actor,
             "order.shipped",

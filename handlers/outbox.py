@@ -31,6 +31,9 @@ window opens, all waiting rows of that robot are merged into ONE digest row, whi
 and the merged rows are marked sent with a note naming the digest.
 
 Quiet hours (`alerts.quiet_hours`): non-urgent rows are not claimed inside them.
+
+Every pass first fans out the recorded domain events (`handlers.fanout`): the per-recipient
+rows of an order placed just now are written, and then claimed, by the same pass.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from tortoise.transactions import in_transaction
 from core.clock import now as clock_now
 from core.logging import get_logger
 from core.runtime import runtime
+from handlers.fanout import fan_out_events
 from handlers.notify import RecipientBook, quiet_until, take_grant, template_for
 from models.base import NotificationChannel, NotificationStatus
 from models.notification import Notification
@@ -132,6 +136,7 @@ class DrainStats:
     merged: int = 0
     reclaimed: int = 0
     inbox_only: int = 0
+    fanned_out: int = 0  # events turned into per-recipient rows (handlers.fanout)
 
     def add(self, other: DrainStats) -> None:
         for k, v in vars(other).items():
@@ -194,6 +199,7 @@ class Drainer:
 
     async def drain_once(self) -> DrainStats:
         stats = DrainStats()
+        stats.fanned_out = await fan_out_events()  # the events' rows are due in this very pass
         at = clock_now()
         stats.reclaimed = await self.reclaim(at)
         rows = await self._claim(at)

@@ -77,6 +77,19 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='NotificationEvent',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('name', fields.CharField(description='event name, e.g. order.placed', max_length=64)),
+                ('payload', fields.JSONField(default=dict, description="the event's payload (JSON-plain)", encoder=JSON_DUMPS, decoder=loads)),
+                ('attempts', fields.IntField(description='failed fan-out attempts', db_default=0)),
+                ('last_error', fields.TextField(null=True, unique=False)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'notification_event', 'app': 'qudao', 'pk_attr': 'id', 'table_description': 'Outbox row per domain event whose notifications are still to be fanned out: written'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='OrderCounter',
             fields=[
                 ('day', fields.CharField(primary_key=True, unique=True, db_index=True, description='yyyymmdd (business tz)', max_length=8)),
@@ -204,6 +217,7 @@ class Migration(migrations.Migration):
                 ('region', fields.CharField(max_length=64)),
                 ('parent', fields.ForeignKeyField('qudao.Distributor', source_field='parent_id', null=True, description='the 一级 distributor a 二级 one sits under', db_constraint=True, to_field='id', related_name='children', on_delete=OnDelete.RESTRICT)),
                 ('credit_limit', fields.DecimalField(description='max receivables + open orders — ignored for prepay', db_default=0, max_digits=14, decimal_places=2)),
+                ('exposure', fields.DecimalField(description="receivables balance + open orders' unshipped value, kept with every change (handlers.finance), recomputed by `qudao finance verify`", db_default=0, max_digits=14, decimal_places=2)),
                 ('payment_terms', fields.CharEnumField(description='prepay | monthly | quarterly', enum_type=PaymentTerms, max_length=24)),
                 ('status', fields.CharEnumField(default=DistributorStatus.APPLYING, description='applying | active | suspended', enum_type=DistributorStatus, max_length=24)),
                 ('contact', fields.CharField(null=True, max_length=64)),
@@ -292,7 +306,7 @@ class Migration(migrations.Migration):
                 ('locked_until', fields.DatetimeField(null=True, description='password login refused until then', auto_now=False, auto_now_add=False)),
                 ('phone', fields.CharField(null=True, max_length=32)),
             ],
-            options={'table': 'app_user', 'app': 'qudao', 'indexes': [Index(fields=['distributor_id'])], 'pk_attr': 'id'},
+            options={'table': 'app_user', 'app': 'qudao', 'indexes': [Index(fields=['distributor_id']), Index(fields=['role', 'status'])], 'pk_attr': 'id'},
             bases=['TimestampMixin', 'Model'],
         ),
         ops.CreateModel(

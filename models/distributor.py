@@ -37,6 +37,11 @@ class Distributor(TimestampMixin, Model):
         description="the sales rep in charge (commission goes to this user)",
     )
     credit_limit = money_field(db_default=0, description="max receivables + open orders — ignored for prepay")
+    exposure = money_field(
+        db_default=0,
+        description="receivables balance + open orders' unshipped value, kept with every change"
+        " (handlers.finance), recomputed by `qudao finance verify`",
+    )
     payment_terms = enum_field(PaymentTerms, "prepay | monthly | quarterly")
     status = enum_field(
         DistributorStatus, "applying | active | suspended", default=DistributorStatus.APPLYING

@@ -55,6 +55,22 @@ class Notification(TimestampMixin, Model):
         constraints = (CheckConstraint(check="attempts >= 0", name="ck_notification_attempts"),)
 
 
+class NotificationEvent(Model):
+    """Outbox row per domain event whose notifications are still to be fanned out: written
+    in the business transaction (one row, whatever the number of recipients), turned into
+    per-recipient Notification rows by the next drain pass (handlers.fanout)."""
+
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=64, description="event name, e.g. order.placed")
+    payload = fields.JSONField(default=dict, description="the event's payload (JSON-plain)")
+    attempts = fields.IntField(db_default=0, description="failed fan-out attempts")
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "notification_event"
+
+
 class SubscriptionGrant(TimestampMixin, Model):
     """Mini-program subscribe-message grants: one accepted prompt = one message."""
 

@@ -43,7 +43,8 @@ class User(TimestampMixin, Model):
 
     class Meta:
         table = "app_user"  # "user" is reserved in PostgreSQL
-        indexes = (("distributor_id",),)
+        # (role, status): the managers of a region, on every order awaiting review (handlers.notify)
+        indexes = (("distributor_id",), ("role", "status"))
 
     def __str__(self) -> str:
         return f"User({self.id}, {self.display_name})"

@@ -29,7 +29,8 @@ def test_benches_import_and_have_main() -> None:
     sql = (importlib.import_module("bench.order_admission").SQL_SCRIPT).read_text(encoding="utf-8")
     assert "BEGIN;" in sql and "COMMIT;" in sql and "on_hand >= reserved + 1" in sql
     statements = importlib.import_module("bench.order_admission").script_statements()
-    assert statements[1] == "BEGIN" and statements[-1] == "COMMIT" and len(statements) == 15
+    # BEGIN first: the number is drawn inside the transaction (one commit per order)
+    assert statements[0] == "BEGIN" and statements[-1] == "COMMIT" and len(statements) == 15
 
 
 async def test_loadgen_counts_answers(aiohttp_server) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ import pytest
 from core import clock
 from core.runtime import runtime
 from handlers import alerts
+from handlers.fanout import fan_out_events
 from handlers.jobs import run_job
 from handlers.notify import notify
 from models.base import ContractStatus, MovementReason, NotificationChannel, ReceivableKind, UserRole
@@ -69,6 +70,7 @@ async def shipped(wh, product, qty: int, days_ago: int = 1) -> None:  # type: ig
 
 
 async def rows_for(user_id: int) -> list[Notification]:
+    await fan_out_events()  # what the next outbox drain pass does first
     return list(await Notification.filter(recipient_id=user_id).order_by("id"))
 
 
@@ -296,6 +298,7 @@ async def test_daily_digest_one_per_manager_per_day(db):  # type: ignore[no-unty
     s = await shop()
     manager = await quick_user(UserRole.MANAGER, regions=["华东"])
     await make_order(s["distributor"], product=s["product"], qty=2)
+    await fan_out_events()  # the outbox drain's next pass
     await notify(recipient_id=manager.id, kind="low_stock", title="t", body="b", dedupe_key="x")
     await alerts.job_daily_digest()
     await alerts.job_daily_digest()

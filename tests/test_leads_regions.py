@@ -11,6 +11,7 @@ import pytest
 from core.config import Config
 from core.errors import Forbidden
 from handlers.auth import build_actor
+from handlers.fanout import fan_out_events
 from handlers.leads import LeadIn, register_lead
 from models.base import LeadStatus, UserRole
 from models.lead import Lead
@@ -40,6 +41,7 @@ async def post_lead(client, headers, name: str = TENCENT, phone: str = "13800138
 
 
 async def notes(user_id: int) -> list[Notification]:
+    await fan_out_events()  # what the next outbox drain pass does first
     return list(await Notification.filter(recipient_id=user_id, kind="lead").order_by("id"))
 
 

@@ -181,7 +181,7 @@ async def test_migrate_when_empty_builds_declared_schema_same_on_sqlite_and_post
 
     async with orm(sqlite_url) as models:
         expected = {m._meta.db_table: _expected(m) for m in models.values()}
-    assert len(expected) == 35
+    assert len(expected) == 36  # + notification_event (handlers.fanout)
     assert set(lite) == set(expected) | {MIGRATION_TABLE}
     for table, want in expected.items():
         assert lite[table] == want, table

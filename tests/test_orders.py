@@ -21,7 +21,6 @@ from models.base import (
     UserRole,
 )
 from models.distributor import Distributor
-from models.finance import ReceivableEntry
 from models.order import Order
 from models.product import Promotion
 from models.stock import Stock, StockMovement
@@ -363,14 +362,9 @@ async def test_all_shortfalls_are_reported_together_and_nothing_is_reserved(clie
 async def test_credit_limit_counts_receivables_and_open_orders(client) -> None:
     s = await _shop(client, price="10.00", credit_limit="100")
     assert (await order(client, s["h"], one_line(s["product"], 4)))[0] == 201  # 40 open
-    await ReceivableEntry.create(
-        distributor=s["distributor"],
-        kind="shipment",
-        amount=money("30"),
-        ref_type="test",
-        ref_id="1",
-        occurred_at=now(),
-    )
+    from handlers.finance import add_receivable  # the ledger's one writer (keeps the exposure)
+
+    await add_receivable(s["distributor"].id, "shipment", money("30"), "test", "1", occurred_at=now())
     before = await world_state()
     status, body = await order(client, s["h"], one_line(s["product"], 4))  # 40 + 30 + 40 > 100
     assert status == 409 and body["error"]["code"] == "credit_limit_exceeded"

@@ -14,6 +14,7 @@ import pytest
 
 from core.clock import now
 from handlers import ordering
+from handlers.fanout import fan_out_events
 from models.audit import AuditLog
 from models.base import Beneficiary, UserRole
 from models.commission import CommissionEntry
@@ -68,6 +69,7 @@ def ask(s: dict, qty: int, reason: str = "破损") -> dict:
 
 
 async def inbox(user_id: int) -> list[Notification]:
+    await fan_out_events()  # what the next outbox drain pass does first
     return await Notification.filter(recipient_id=user_id).order_by("id")
 
 
