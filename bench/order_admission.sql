@@ -8,8 +8,8 @@
 \set sid random(1, :nsku)
 \set did :client_id + 1
 BEGIN;
-SELECT id, name, level, region, status, credit_limit, payment_terms, contact, phone, address
-  FROM distributor WHERE id = :did FOR NO KEY UPDATE;
+SELECT id, name, level, region, status, credit_limit, payment_terms, contact, phone, address,
+       exposure FROM distributor WHERE id = :did FOR NO KEY UPDATE;
 SELECT p.id AS id, p.sku AS sku, p.name AS name, p.category AS category, p.status AS status, q.price AS price,
        q.price_list_id AS price_list_id, q.priority AS priority, q.level AS level, q.region AS region,
        q.valid_from AS valid_from
@@ -25,9 +25,8 @@ SELECT id, kind, product_id, category, discount_rate, buy_n, get_m FROM promotio
     AND (valid_to IS NULL OR valid_to >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
     AND (level IS NULL OR level = 1) AND (region IS NULL OR region = '华东')
     AND (product_id = ANY(ARRAY[:sid::int]) OR (product_id IS NULL AND (category IS NULL OR category = ANY(ARRAY['螺纹钢']::text[]))));
-SELECT (SELECT COALESCE(SUM(amount), 0) FROM receivable_entry WHERE distributor_id = :did) AS r,
-       (SELECT COALESCE(SUM(total_amount - shipped_amount), 0) FROM sales_order
-         WHERE distributor_id = :did AND status IN ('pending_review', 'approved')) AS o;
+-- the credit check reads the exposure kept on the locked row; the new order adds to it
+UPDATE distributor SET exposure = exposure + 10.00::numeric WHERE id = :did;
 INSERT INTO "sales_order" ("number", "distributor_id", "placed_by_id", "status", "total_amount", "discount_amount",
                            "shipped_amount", "ship_to", "note", "approved_at", "created_at", "updated_at")
   VALUES ('~' || substr(md5(random()::text), 1, 19),
