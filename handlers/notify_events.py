@@ -88,6 +88,7 @@ _ORDER_SQL = (
 _SHIPMENT_SQL = (
     "SELECT s.carrier AS carrier, s.tracking_no AS tracking_no,"
     " (SELECT COUNT(*) FROM shipment e WHERE e.order_id = s.order_id AND e.id <= s.id) AS batch,"
+    " (SELECT COUNT(*) FROM shipment e WHERE e.order_id = s.order_id AND e.id > s.id) AS later,"
     " l.name AS name, p.unit AS unit, sl.qty AS qty"
     " FROM shipment s JOIN shipment_line sl ON sl.shipment_id = s.id"
     " JOIN order_line l ON l.id = sl.order_line_id JOIN product p ON p.id = l.product_id"
@@ -112,7 +113,13 @@ async def _shipment_words(order: dict, shipment_id: int) -> tuple[str, str] | No
         return None
     first = rows[0]
     batch = int(first["batch"])
-    done = str(order["status"]) in (OrderStatus.SHIPPED, OrderStatus.RECEIVED, OrderStatus.COMPLETED)
+    # Fanned out later by the drain: the order may have shipped more since, so "all shipped"
+    # only for the batch that is the order's last.
+    done = int(first["later"]) == 0 and str(order["status"]) in (
+        OrderStatus.SHIPPED,
+        OrderStatus.RECEIVED,
+        OrderStatus.COMPLETED,
+    )
     number = order["number"]
     # Titles fit a subscribe message's thing (20 characters) with the whole order number.
     title = f"{number} 已全部发货" if done else f"{number} 第{batch}批发货"

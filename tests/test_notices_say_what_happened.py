@@ -13,6 +13,7 @@ from core.runtime import runtime
 from handlers import ordering, statements
 from handlers.actor import SYSTEM
 from handlers.events import emit
+from handlers.fanout import fan_out_events
 from handlers.outbox import Drainer
 from models.base import IdentityChannel, NotificationChannel, NotificationStatus, StatementKind, UserRole
 from models.commission import Statement
@@ -29,6 +30,7 @@ def config(config):  # type: ignore[no-untyped-def]
 
 
 async def _inbox(user_id: int) -> list[Notification]:
+    await fan_out_events()  # what the outbox drain's next pass does first
     return await Notification.filter(recipient_id=user_id).order_by("id")
 
 
@@ -46,8 +48,10 @@ async def test_two_shipment_batches_each_name_batch_carrier_and_tracking(db):  #
         out.id,
         {"lines": [{"sku": sku, "qty": 6}], "carrier": "德邦物流", "tracking_no": "DPK88001234"},
     )
+    # Both batches ship before the drain fans out: each notice still describes its own batch.
     shipped = [n for n in await _inbox(s["user"].id) if "发货" in n.title]
     assert len(shipped) == 2, [n.title for n in shipped]
+    assert "第1批发货" in shipped[0].title and "已全部发货" in shipped[1].title
     first, second = shipped
     assert first.title != second.title and first.body != second.body
     assert "第1批" in first.title + first.body and "第2批" in second.title + second.body
