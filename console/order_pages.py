@@ -46,10 +46,10 @@ async def order_list(request: web.Request, actor: Actor) -> web.StreamResponse:
         "date_to": day(q.get("date_to"), "date_to", "结束日期"),
     }
     if q.get("format") == "xlsx":
-        items = await collect(partial(workbench.search_orders, actor, **filters, page_size=100))
+        items = await collect(partial(ordering.list_orders, actor, **filters, page_size=100))
         return xlsx_response("订单", workbook("订单", ORDER_COLUMNS, items))
     page = positive_int(q.get("page"), "page", "页码", 1) or 1
-    result = await workbench.search_orders(actor, **filters, page=page, page_size=PAGE_SIZE)
+    result = await ordering.list_orders(actor, **filters, page=page, page_size=PAGE_SIZE)
     kept = {k: v for k, v in filters.items() if v is not None}
     pages_total = max(1, -(-result.total // PAGE_SIZE))
     return render(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -49,3 +49,8 @@ def now() -> datetime:
 
 def today(tz: tzinfo = BUSINESS_TZ) -> date:
     return now().astimezone(tz).date()
+
+
+def day_start(day: date, tz: tzinfo = BUSINESS_TZ) -> datetime:
+    """The first instant of a business day, in UTC (for ``created_at`` ranges)."""
+    return datetime.combine(day, time(0), tz).astimezone(UTC)

@@ -7,20 +7,18 @@ no permission system of its own. Writes stay in their use-cases (`handlers.order
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from core.clock import BUSINESS_TZ, now, today
-from core.errors import ValidationError
-from core.schema import Out, Page
+from core.clock import now, today
+from core.schema import Out
 from handlers import leads, ordering, statements
 from handlers.actor import Actor
 from handlers.finance import receivables_aging
 from handlers.leads import LeadOut
-from handlers.order_io import OrderOut, order_out
 from handlers.reports import SalesQuery, sales_report
-from handlers.scope import require_distributor_in_scope, scoped
+from handlers.scope import scoped
 from models.audit import AuditLog
 from models.base import ContractStatus, LeadStatus, OrderStatus, ReturnStatus, StatementStatus
 from models.contract import Contract
@@ -101,8 +99,13 @@ class ChartOut(Out):
     values: list[float]
 
 
-AGING_BUCKETS = (("current", "未到期"), ("d1_30", "逾期1-30天"), ("d31_60", "31-60天"),
-                 ("d61_90", "61-90天"), ("d90_plus", "90天以上"))
+AGING_BUCKETS = (
+    ("current", "未到期"),
+    ("d1_30", "逾期1-30天"),
+    ("d31_60", "31-60天"),
+    ("d61_90", "61-90天"),
+    ("d90_plus", "90天以上"),
+)
 
 
 async def top_distributors(actor: Actor, limit: int = 10) -> ChartOut:
@@ -118,47 +121,6 @@ async def receivables_by_age(actor: Actor) -> ChartOut:
     rows = await receivables_aging(ids, today())
     values = [float(sum((getattr(r, key) for r in rows), Decimal(0))) for key, _ in AGING_BUCKETS]
     return ChartOut(labels=[name for _, name in AGING_BUCKETS], values=values)
-
-
-def _start(day: date) -> datetime:
-    return datetime.combine(day, time(0), BUSINESS_TZ).astimezone(UTC)
-
-
-async def search_orders(
-    actor: Actor,
-    *,
-    number: str | None = None,
-    distributor_id: int | None = None,
-    status: str | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-    page: int = 1,
-    page_size: int = 20,
-) -> Page[OrderOut]:
-    """Orders in scope, newest first: number prefix, distributor, status and the business
-    days the order was placed (inclusive)."""
-    qs = scoped(Order.all(), actor)
-    if number:
-        qs = qs.filter(number__startswith=number.strip().upper())
-    if status:
-        try:
-            qs = qs.filter(status=OrderStatus(status))
-        except ValueError:
-            raise ValidationError("status: 订单状态不正确", {"field": "status"}) from None
-    if distributor_id is not None:
-        require_distributor_in_scope(actor, distributor_id)
-        qs = qs.filter(distributor_id=distributor_id)
-    if date_from and date_to and date_from > date_to:
-        raise ValidationError("date_from: 开始日期不能晚于结束日期", {"field": "date_from"})
-    if date_from:
-        qs = qs.filter(created_at__gte=_start(date_from))
-    if date_to:
-        qs = qs.filter(created_at__lt=_start(date_to + timedelta(days=1)))
-    total = await qs.count()
-    rows = await qs.order_by("-id").offset((page - 1) * page_size).limit(page_size).prefetch_related("lines")
-    names = await _names(Distributor, {o.distributor_id for o in rows})  # type: ignore[attr-defined]
-    items = [order_out(o, list(o.lines), distributor_name=names.get(o.distributor_id, "")) for o in rows]  # type: ignore[attr-defined]
-    return Page[OrderOut](items=items, total=total, page=page, page_size=page_size)
 
 
 async def distributor_choices(actor: Actor) -> list[tuple[int, str]]:

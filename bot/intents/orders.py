@@ -36,6 +36,7 @@ from handlers.chat import (
     preview_order,
     units_of,
 )
+from handlers.order_io import ORDER_STATUS_ZH
 from handlers.product_match import match_products
 
 __all__ = ["MAX_ITEMS", "MAX_QTY", "Item", "parse_item", "parse_items", "router"]
@@ -47,15 +48,7 @@ FIX = "order:fix"  # one item is unclear: ask about it alone, keep the others
 YES = ("确认", "确定", "提交", "是", "好", "好的", "可以", "ok", "yes")
 NO = ("取消", "不要了", "算了", "否", "no")
 
-STATUS = {
-    "pending_review": "待审核",
-    "approved": "已审核",
-    "shipped": "已发货",
-    "received": "已收货",
-    "completed": "已完成",
-    "rejected": "已驳回",
-    "cancelled": "已取消",
-}
+STATUS = ORDER_STATUS_ZH  # one table of order states as people read them
 _NUMBER = re.compile(r"SO\d{12}", re.I)
 PROMPT = "请发送商品和数量，例如：螺纹钢Φ12 5吨，水泥 100袋\n回复“取消”放弃下单。"
 SKIP = ("跳过", "不要这个", "这个不要了", "去掉", "删掉")
