@@ -41,6 +41,8 @@ def supervise(n: int, host: str, port: int, *, config_path: str | None, no_sched
     due: list[float | None] = [None] * n
     while not stop:
         time.sleep(0.2)
+        if stop:  # a Ctrl-C also reaches the children: do not report them as crashed
+            break
         now = time.monotonic()
         for i, p in enumerate(procs):
             if due[i] is not None:
