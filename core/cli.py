@@ -27,17 +27,33 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--no-scheduler", action="store_true", help="do not run scheduled jobs here")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the port (PostgreSQL only)")
+    p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
 
 
 @command("serve", "serve the HTTP API, bot webhooks and (unless disabled) the scheduler", _serve_args)
 def serve(config: Config, args: argparse.Namespace) -> int:
+    import os
+
     from core.app import create_app, run
 
-    app = create_app(config, scheduler=False if args.no_scheduler else None)
+    limit = (os.cpu_count() or 1) * 4
+    if not 1 <= args.workers <= limit:
+        raise ConfigError(f"--workers must be 1..{limit}, got {args.workers}")
+    if args.workers > 1 and config.database.url.startswith("sqlite"):
+        raise ConfigError("--workers > 1 needs PostgreSQL (SQLite has one writer)")
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
-    print(f"Qudao serving on http://{host}:{port}  (healthz: /healthz, docs: /api/docs)", flush=True)
-    run(app, host=host, port=port)
+    if args.workers > 1 and args.worker_index is None:
+        from core.workers import supervise
+
+        print(f"Qudao serving on http://{host}:{port} with {args.workers} workers", flush=True)
+        return supervise(args.workers, host, port, config_path=args.config, no_scheduler=args.no_scheduler)
+    no_scheduler = args.no_scheduler or (args.worker_index or 0) > 0
+    app = create_app(config, scheduler=False if no_scheduler else None)
+    if args.worker_index is None:
+        print(f"Qudao serving on http://{host}:{port}  (healthz: /healthz, docs: /api/docs)", flush=True)
+    run(app, host=host, port=port, reuse_port=args.workers > 1)
     return 0
 
 
