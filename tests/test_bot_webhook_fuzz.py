@@ -61,9 +61,14 @@ PATHOLOGICAL = [
     ],
 )
 def test_parse_items_is_linear(text: str) -> None:
-    started = time.perf_counter()
-    parse_items(text)
-    assert time.perf_counter() - started < 0.05
+    # ~6 ms on a quiet machine; the old backtracking regex took ~10 s. The best of three runs,
+    # so one stall of a loaded CI machine (other test workers, Chromium) is not a failure.
+    def once() -> float:
+        started = time.perf_counter()
+        parse_items(text)
+        return time.perf_counter() - started
+
+    assert min(once() for _ in range(3)) < 0.1
 
 
 # The grammar as it was written before (a backtracking regex): the oracle for short inputs.
