@@ -5,12 +5,8 @@ over history, and `qudao finance verify` recomputes it from the ledger (exit 1 o
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 from core.errors import CreditLimitExceeded, DomainError
 from core.money import money
@@ -18,9 +14,8 @@ from handlers import ordering
 from handlers.actor import SYSTEM
 from handlers.finance import PaymentIn, credit_exposure, record_payment, verify_exposure
 from models.distributor import Distributor
+from tests.cli_run import run_cli
 from tests.factories_orders import make_order, new_key, placer, shop
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def _stored(dist_id: int) -> Decimal:
@@ -85,24 +80,9 @@ async def test_exposure_when_many_concurrent_changes_equals_recomputation(db) ->
 async def test_cli_finance_verify_exit_codes(client, config) -> None:  # type: ignore[no-untyped-def]
     s = await shop(price="10.00")
     await make_order(s["distributor"], product=s["product"], qty=2)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUDAO_")}
-    env.update(
-        {
-            "QUDAO_DATABASE__URL": config.database.url,
-            "QUDAO_KV__URL": "memory://",
-            "QUDAO_LOGGING__LEVEL": "WARNING",
-        }
-    )
 
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "core", "finance", "verify"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=120,
-        )
+    def run():  # type: ignore[no-untyped-def]
+        return run_cli(config, "finance", "verify")
 
     ok = run()
     assert ok.returncode == 0 and "match" in ok.stdout, ok.stdout + ok.stderr

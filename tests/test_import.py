@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import subprocess
-import sys
 import time
 import tracemalloc
 import zipfile
@@ -28,9 +26,9 @@ from models.product import Product
 from models.stock import Stock, StockMovement
 from tests import factories
 from tests.bola import cached_hash
+from tests.cli_run import run_cli
 from tests.factories import make_product, make_stock, make_warehouse, make_world, uscc
 
-ROOT = Path(__file__).resolve().parent.parent
 URL = "/api/v1/admin/import"
 CSV = {"Content-Type": "text/csv"}
 
@@ -270,21 +268,7 @@ async def test_import_distributors_bad_rows(client) -> None:
 
 
 def _cli(config, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUDAO_")}
-    env.update(
-        QUDAO_DATABASE__URL=config.database.url,
-        QUDAO_KV__URL=config.kv.url,
-        QUDAO_KV__NAMESPACE=config.kv.namespace,
-        QUDAO_LOGGING__LEVEL="WARNING",
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "core", "import", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=240,
-    )
+    return run_cli(config, "import", *args, timeout=240)
 
 
 @pytest.mark.slow

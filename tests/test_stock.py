@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from handlers.stock import verify_ledger
@@ -14,11 +10,11 @@ from models.audit import AuditLog
 from models.base import MovementReason, UserRole
 from models.stock import Stock, StockMovement
 from models.user import SalesAssignment
+from tests.cli_run import run_cli
 from tests.factories import auth, make_distributor, make_product, make_stock, make_warehouse, token_for
 from tests.factories_orders import assert_consistent, make_order, quick_user, stocked_product, world_state
 
 API = "/api/v1"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def _h(role: UserRole, **kw: Any) -> dict[str, str]:
@@ -223,24 +219,9 @@ async def test_verify_ledger_finds_drift(client) -> None:
 async def test_cli_stock_verify_exit_codes(client, config) -> None:
     wh = await make_warehouse()
     p = await stocked_product(wh, 7)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUDAO_")}
-    env.update(
-        {
-            "QUDAO_DATABASE__URL": config.database.url,
-            "QUDAO_KV__URL": "memory://",
-            "QUDAO_LOGGING__LEVEL": "WARNING",
-        }
-    )
 
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "core", "stock", "verify"],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=120,
-        )
+    def run():  # type: ignore[no-untyped-def]
+        return run_cli(config, "stock", "verify")
 
     ok = run()
     assert ok.returncode == 0 and "match" in ok.stdout, ok.stderr
