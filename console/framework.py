@@ -177,6 +177,14 @@ def text(value: str | None, field: str, label: str, *, max_len: int, required: b
     return value
 
 
+async def posted_text(request: web.Request, field: str, label: str, *, max_len: int = 500) -> str:
+    """A required text field of a posted form (a reason, a note)."""
+    form = await request.post()
+    value = text(str(form.get(field, "")), field, label, max_len=max_len, required=True)
+    assert value is not None
+    return value
+
+
 def day(value: str | None, field: str, label: str) -> date | None:
     value = (value or "").strip()
     if not value:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from console.framework import Pages, done, object_id, render, text
+from console.framework import Pages, done, object_id, posted_text, render
 from handlers import leads, workbench
 from handlers.actor import Actor
 
@@ -31,9 +31,7 @@ async def approve(request: web.Request, actor: Actor) -> web.StreamResponse:
 @pages.add("POST", r"/leads/{id:\d+}/reject", name="lead_reject", scope="object")
 async def reject(request: web.Request, actor: Actor) -> web.StreamResponse:
     lead_id = object_id(request)
-    form = await request.post()
-    reason = text(str(form.get("reason", "")), "reason", "驳回原因", max_len=500, required=True)
-    assert reason is not None
+    reason = await posted_text(request, "reason", "驳回原因")
     lead = await leads.reject_lead(actor, lead_id, reason)
     ctx = {**await _context(actor), "flash": f"已驳回「{lead.customer_name}」的报备"}
     return done(request, "/console/leads", "_leads_main.html", ctx)

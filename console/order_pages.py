@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from console.framework import Pages, day, done, object_id, positive_int, render, text
+from console.framework import Pages, day, done, object_id, positive_int, posted_text, render, text
 from console.labels import ORDER_STATUS, label
 from console.xlsx import Column, collect, workbook, xlsx_response
 from core.errors import ValidationError
@@ -94,9 +94,7 @@ async def approve(request: web.Request, actor: Actor) -> web.StreamResponse:
 @pages.add("POST", r"/orders/{id:\d+}/reject", name="order_reject", scope="object")
 async def reject(request: web.Request, actor: Actor) -> web.StreamResponse:
     order_id = object_id(request)
-    form = await request.post()
-    reason = text(str(form.get("reason", "")), "reason", "驳回原因", max_len=500, required=True)
-    assert reason is not None
+    reason = await posted_text(request, "reason", "驳回原因")
     await ordering.reject_order(actor, order_id, reason)
     ctx = {**await detail_context(actor, order_id), "flash": "订单已驳回"}
     return done(request, f"/console/orders/{order_id}", "_order_main.html", ctx)

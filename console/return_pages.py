@@ -7,7 +7,7 @@ from functools import partial
 
 from aiohttp import web
 
-from console.framework import Pages, done, object_id, positive_int, render, text
+from console.framework import Pages, done, object_id, positive_int, posted_text, render
 from console.labels import RETURN_STATUS, label
 from console.order_pages import detail_context
 from console.xlsx import Column, collect, workbook, xlsx_response
@@ -55,9 +55,7 @@ async def approve(request: web.Request, actor: Actor) -> web.StreamResponse:
 @pages.add("POST", r"/returns/{id:\d+}/reject", name="return_reject", scope="object")
 async def reject(request: web.Request, actor: Actor) -> web.StreamResponse:
     request_id = object_id(request)
-    form = await request.post()
-    reason = text(str(form.get("reason", "")), "reason", "驳回原因", max_len=500, required=True)
-    assert reason is not None
+    reason = await posted_text(request, "reason", "驳回原因")
     out = await returns.reject_return(actor, request_id, reason)
     return await _answer(request, actor, out.order_id, "已驳回退货申请")
 

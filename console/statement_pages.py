@@ -7,7 +7,7 @@ import re
 
 from aiohttp import web
 
-from console.framework import Pages, done, object_id, positive_int, render, text
+from console.framework import Pages, done, object_id, positive_int, posted_text, render, text
 from console.labels import STATEMENT_KIND, STATEMENT_STATUS, label
 from console.xlsx import Column, collect, workbook, xlsx_response
 from core.errors import ValidationError
@@ -72,9 +72,7 @@ async def statement_detail(request: web.Request, actor: Actor) -> web.StreamResp
 @pages.add("POST", r"/statements/{id:\d+}/resolve", name="statement_resolve", scope="object")
 async def resolve(request: web.Request, actor: Actor) -> web.StreamResponse:
     statement_id = object_id(request)
-    form = await request.post()
-    note = text(str(form.get("note", "")), "note", "处理说明", max_len=500, required=True)
-    assert note is not None
+    note = await posted_text(request, "note", "处理说明")
     await statement_disputes.resolve_dispute(actor, statement_id, note)
     ctx = {**await detail_context(actor, statement_id), "flash": "异议已处理，对账单已重新开放待确认"}
     return done(request, f"/console/statements/{statement_id}", "_statement_main.html", ctx)
