@@ -22,7 +22,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bench.loadgen import free_port, wait_ready
+from bench.faults import Service
+from bench.loadgen import free_port
 
 TMPFS_MB = 48
 READY_WITHIN_S = 8.0
@@ -45,36 +46,12 @@ def mount_tmpfs(folder: Path) -> None:
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m", "tmpfs", str(folder)], check=True)
 
 
-class SqliteService:
+class SqliteService(Service):
     """`bench.loadgen serve` on the SQLite file `db_file` (on the tmpfs)."""
 
     def __init__(self, db_file: Path, env: dict[str, str], log: Path) -> None:
+        super().__init__(env | {"QUDAO_DATABASE__URL": f"sqlite://{db_file}"}, log)
         self.dir = db_file.parent
-        self.env = env | {"QUDAO_DATABASE__URL": f"sqlite://{db_file}"}
-        self.log = log
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        cmd = [sys.executable, "-m", "bench.loadgen", "serve", "--port", str(self.port)]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                cmd, env={**os.environ, **self.env}, stdout=subprocess.DEVNULL, stderr=log
-            )
-        wait_ready(f"{self.base}/readyz", [self.proc], timeout=60)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
     # --- faults and repairs (run in a thread by Load.burst) ---
 
